@@ -1,0 +1,305 @@
+//! Node configuration: a TOML file, overridden by flags and `FERRODYN_*` environment variables
+//! (see `main.rs`), checked by [`NodeConfig::validate`] before anything starts.
+//!
+//! Every field is documented in `docs/config.md`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::placement::NodeSpec;
+
+/// One member of the static initial cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Node id, unique in the cluster, never reused.
+    pub id: u64,
+    /// gRPC address other nodes and clients use (host:port).
+    pub grpc: String,
+    /// Region of the node; defaults to this node's region.
+    #[serde(default)]
+    pub region: Option<String>,
+}
+
+/// Raft timing and log retention.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RaftSettings {
+    /// Leader heartbeat period, ms.
+    pub heartbeat_ms: u64,
+    /// Lower bound of the randomized election timeout, ms.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound of the randomized election timeout, ms.
+    pub election_timeout_max_ms: u64,
+    /// Build a snapshot after this many log entries since the last one.
+    pub snapshot_every_logs: u64,
+    /// Log entries kept behind a snapshot so lagging followers catch up from the log.
+    pub logs_kept_after_snapshot: u64,
+}
+
+impl Default for RaftSettings {
+    fn default() -> Self {
+        RaftSettings {
+            heartbeat_ms: 250,
+            election_timeout_min_ms: 750,
+            election_timeout_max_ms: 1250,
+            snapshot_every_logs: 20_000,
+            logs_kept_after_snapshot: 5_000,
+        }
+    }
+}
+
+/// Configuration of one node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id (> 0); must appear in `initial_cluster`.
+    pub node_id: u64,
+    /// Region this node (and its cluster) runs in.
+    pub region: String,
+    /// Directory holding the node's RocksDB.
+    pub data_dir: PathBuf,
+    /// Address the gRPC server binds (defaults to this node's `initial_cluster` address).
+    pub listen: Option<String>,
+    /// Fixed number of partitions of the cluster.
+    pub partitions: u32,
+    /// Replicas per partition.
+    pub replication_factor: u32,
+    /// Virtual nodes per node on the placement ring.
+    pub vnodes_per_node: u32,
+    /// The static initial membership; identical on every node.
+    pub initial_cluster: Vec<PeerConfig>,
+    /// Raft timing and retention.
+    pub raft: RaftSettings,
+    /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `ferrodyn_node=debug`.
+    pub log: String,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        NodeConfig {
+            node_id: 0,
+            region: "local".into(),
+            data_dir: PathBuf::from("ferrodyn-data"),
+            listen: None,
+            partitions: 64,
+            replication_factor: 3,
+            vnodes_per_node: 64,
+            initial_cluster: Vec::new(),
+            raft: RaftSettings::default(),
+            log: "info".into(),
+        }
+    }
+}
+
+/// A configuration that cannot run, with the field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The TOML does not parse or has unknown/mistyped fields.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// File path.
+        path: PathBuf,
+        /// The parser's message (names the field).
+        message: String,
+    },
+    /// A field has a bad value.
+    #[error("invalid config: {field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { field, message: message.into() }
+}
+
+impl NodeConfig {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+    }
+
+    /// Parses an `--initial-cluster` value: `ID=HOST:PORT` or `ID@REGION=HOST:PORT`, comma
+    /// separated.
+    pub fn parse_initial_cluster(s: &str) -> Result<Vec<PeerConfig>, ConfigError> {
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|part| {
+                let (left, grpc) = part.trim().split_once('=').ok_or_else(|| {
+                    invalid("initial_cluster", format!("'{part}' is not ID=HOST:PORT or ID@REGION=HOST:PORT"))
+                })?;
+                let (id, region) = match left.split_once('@') {
+                    Some((id, r)) => (id, Some(r.to_string())),
+                    None => (left, None),
+                };
+                let id = id
+                    .parse::<u64>()
+                    .map_err(|_| invalid("initial_cluster", format!("node id '{id}' in '{part}' is not a number")))?;
+                Ok(PeerConfig { id, grpc: grpc.to_string(), region })
+            })
+            .collect()
+    }
+
+    /// Checks every field, and fields against each other.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be set to a positive integer"));
+        }
+        if self.region.is_empty() || !self.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(invalid("region", format!("'{}' must be non-empty [A-Za-z0-9_-]", self.region)));
+        }
+        if self.partitions == 0 || self.partitions > 65_536 {
+            return Err(invalid("partitions", format!("{} is outside 1..=65536", self.partitions)));
+        }
+        if self.replication_factor == 0 {
+            return Err(invalid("replication_factor", "must be at least 1"));
+        }
+        if self.vnodes_per_node == 0 || self.vnodes_per_node > 4096 {
+            return Err(invalid("vnodes_per_node", format!("{} is outside 1..=4096", self.vnodes_per_node)));
+        }
+        if self.initial_cluster.is_empty() {
+            return Err(invalid("initial_cluster", "must list every member of the cluster, this node included"));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for p in &self.initial_cluster {
+            if p.id == 0 {
+                return Err(invalid("initial_cluster", "node ids must be positive"));
+            }
+            if !ids.insert(p.id) {
+                return Err(invalid("initial_cluster", format!("node id {} appears twice", p.id)));
+            }
+            if !p.grpc.contains(':') {
+                return Err(invalid("initial_cluster", format!("address '{}' of node {} is not HOST:PORT", p.grpc, p.id)));
+            }
+        }
+        if !ids.contains(&self.node_id) {
+            return Err(invalid("initial_cluster", format!("does not contain this node (node_id {})", self.node_id)));
+        }
+        if (self.replication_factor as usize) > self.initial_cluster.len() {
+            return Err(invalid(
+                "replication_factor",
+                format!(
+                    "{} exceeds the {} nodes of initial_cluster (each replica needs a distinct node)",
+                    self.replication_factor,
+                    self.initial_cluster.len()
+                ),
+            ));
+        }
+        if let Some(l) = &self.listen {
+            l.parse::<SocketAddr>().map_err(|e| invalid("listen", format!("'{l}': {e}")))?;
+        }
+        let r = &self.raft;
+        if r.heartbeat_ms == 0 {
+            return Err(invalid("raft.heartbeat_ms", "must be positive"));
+        }
+        if r.election_timeout_min_ms <= r.heartbeat_ms * 2 {
+            return Err(invalid(
+                "raft.election_timeout_min_ms",
+                format!("{} must exceed twice raft.heartbeat_ms ({})", r.election_timeout_min_ms, r.heartbeat_ms),
+            ));
+        }
+        if r.election_timeout_max_ms <= r.election_timeout_min_ms {
+            return Err(invalid("raft.election_timeout_max_ms", "must exceed raft.election_timeout_min_ms"));
+        }
+        if r.snapshot_every_logs == 0 {
+            return Err(invalid("raft.snapshot_every_logs", "must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The members as the placement layer knows them.
+    pub fn members(&self) -> Vec<NodeSpec> {
+        self.initial_cluster
+            .iter()
+            .map(|p| NodeSpec {
+                id: p.id,
+                region: p.region.clone().unwrap_or_else(|| self.region.clone()),
+                grpc_addr: p.grpc.clone(),
+            })
+            .collect()
+    }
+
+    /// This node's advertised gRPC address.
+    pub fn advertised(&self) -> &str {
+        self.initial_cluster
+            .iter()
+            .find(|p| p.id == self.node_id)
+            .map(|p| p.grpc.as_str())
+            .unwrap_or("")
+    }
+
+    /// The address to bind.
+    pub fn listen_addr(&self) -> String {
+        self.listen.clone().unwrap_or_else(|| self.advertised().to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn good() -> NodeConfig {
+        NodeConfig {
+            node_id: 1,
+            initial_cluster: NodeConfig::parse_initial_cluster("1=127.0.0.1:7101,2=127.0.0.1:7102,3@eu=127.0.0.1:7103")
+                .unwrap(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn valid_config_passes() {
+        good().validate().unwrap();
+        assert_eq!(good().members()[2].region, "eu");
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(Box<dyn Fn(&mut NodeConfig)>, &str)> = vec![
+            (Box::new(|c| c.node_id = 0), "node_id"),
+            (Box::new(|c| c.node_id = 9), "initial_cluster"),
+            (Box::new(|c| c.partitions = 0), "partitions"),
+            (Box::new(|c| c.replication_factor = 4), "replication_factor"),
+            (Box::new(|c| c.listen = Some("nope".into())), "listen"),
+            (Box::new(|c| c.raft.election_timeout_min_ms = 100), "raft.election_timeout_min_ms"),
+            (Box::new(|c| c.region = "a b".into()), "region"),
+        ];
+        for (mutate, field) in cases {
+            let mut c = good();
+            mutate(&mut c);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e} should name {field}");
+        }
+    }
+
+    #[test]
+    fn toml_round_trip_and_unknown_fields_rejected() {
+        let text = toml::to_string(&good()).unwrap();
+        let back: NodeConfig = toml::from_str(&text).unwrap();
+        assert_eq!(back, good());
+        let err = toml::from_str::<NodeConfig>("node_idd = 3").unwrap_err().to_string();
+        assert!(err.contains("node_idd"), "{err}");
+    }
+
+    #[test]
+    fn initial_cluster_parse_errors() {
+        assert!(NodeConfig::parse_initial_cluster("x=1:2").is_err());
+        assert!(NodeConfig::parse_initial_cluster("1:2").is_err());
+    }
+}

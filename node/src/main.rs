@@ -1,0 +1,128 @@
+//! The `ferrodyn-node` binary: `run` one node from its config, or start a local `playground`.
+
+mod playground;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use ferrodyn_node::config::NodeConfig;
+use ferrodyn_node::Node;
+
+#[derive(Parser)]
+#[command(name = "ferrodyn-node", version, about = "Ferrodyn storage node")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one node. Flags and FERRODYN_* variables override the config file.
+    Run(RunArgs),
+    /// Start a local cluster, each node its own process; Ctrl-C stops it.
+    Playground(playground::PlaygroundArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// TOML config file (see docs/config.md).
+    #[arg(long, env = "FERRODYN_CONFIG")]
+    config: Option<PathBuf>,
+    /// This node's id.
+    #[arg(long, env = "FERRODYN_NODE_ID")]
+    node_id: Option<u64>,
+    /// Region of this node.
+    #[arg(long, env = "FERRODYN_REGION")]
+    region: Option<String>,
+    /// Data directory.
+    #[arg(long, env = "FERRODYN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to bind the gRPC server to.
+    #[arg(long, env = "FERRODYN_LISTEN")]
+    listen: Option<String>,
+    /// Initial cluster: ID=HOST:PORT or ID@REGION=HOST:PORT, comma separated.
+    #[arg(long, env = "FERRODYN_INITIAL_CLUSTER")]
+    initial_cluster: Option<String>,
+    /// Number of partitions.
+    #[arg(long, env = "FERRODYN_PARTITIONS")]
+    partitions: Option<u32>,
+    /// Replicas per partition.
+    #[arg(long, env = "FERRODYN_REPLICATION_FACTOR")]
+    replication_factor: Option<u32>,
+    /// Log filter, e.g. info or ferrodyn_node=debug.
+    #[arg(long, env = "FERRODYN_LOG")]
+    log: Option<String>,
+}
+
+impl RunArgs {
+    fn into_config(self) -> Result<NodeConfig> {
+        let mut cfg = match &self.config {
+            Some(p) => NodeConfig::load(p)?,
+            None => NodeConfig::default(),
+        };
+        if let Some(v) = self.node_id {
+            cfg.node_id = v;
+        }
+        if let Some(v) = self.region {
+            cfg.region = v;
+        }
+        if let Some(v) = self.data_dir {
+            cfg.data_dir = v;
+        }
+        if let Some(v) = self.listen {
+            cfg.listen = Some(v);
+        }
+        if let Some(v) = self.initial_cluster {
+            cfg.initial_cluster = NodeConfig::parse_initial_cluster(&v)?;
+        }
+        if let Some(v) = self.partitions {
+            cfg.partitions = v;
+        }
+        if let Some(v) = self.replication_factor {
+            cfg.replication_factor = v;
+        }
+        if let Some(v) = self.log {
+            cfg.log = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.cmd {
+        Cmd::Run(args) => {
+            let cfg = match args.into_config() {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("ferrodyn-node: {e:#}");
+                    std::process::exit(2);
+                }
+            };
+            init_logging(&cfg.log);
+            rt.block_on(async move {
+                let node = Node::start(cfg).await.context("starting node")?;
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                node.shutdown().await;
+                Ok(())
+            })
+        }
+        Cmd::Playground(args) => {
+            init_logging("warn");
+            rt.block_on(playground::run(args))
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! One Ferrodyn node: storage, groups, peers and catalog assembled, plus the shared operations
+//! request handlers use (propose, linearizable-read barrier, table lookup, leader hints).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrodyn_client::error::WireError;
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use tokio::sync::watch;
+
+use crate::catalog::{CatalogRef, TableDesc};
+use crate::clock::Hlc;
+use crate::config::NodeConfig;
+use crate::error::{NodeError, NodeResult};
+use crate::placement::Layout;
+use crate::raft::groups::Groups;
+use crate::raft::network::{FaultInjector, Peers};
+use crate::raft::{raft_config, Command, CommandResult, Rejection};
+use crate::storage::keys::{self, CF_NODE, META_GROUP, NODE_ID_KEY, NODE_LAYOUT_KEY};
+use crate::storage::{Durability, Storage};
+
+/// How long a proposal may wait to commit before the caller is told `Unavailable` (the write
+/// may or may not take effect later).
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Everything a request handler needs, shared by all handlers of the node.
+pub struct NodeCtx {
+    /// This node's id.
+    pub id: u64,
+    /// This node's region.
+    pub region: String,
+    /// The partition table this node runs with.
+    pub layout: Layout,
+    /// The Raft groups hosted here.
+    pub groups: Groups,
+    /// The node's RocksDB.
+    pub storage: Storage,
+    /// Channels to the other nodes.
+    pub peers: Arc<Peers>,
+    /// The catalog as applied by the local metadata replica.
+    pub catalog: watch::Receiver<CatalogRef>,
+    /// Versions for last-writer-wins.
+    pub clock: Hlc,
+}
+
+impl NodeCtx {
+    /// Opens the data directory, checks it belongs to this node and cluster, and starts every
+    /// Raft group the node hosts.
+    pub async fn open(cfg: &NodeConfig, faults: Arc<FaultInjector>) -> NodeResult<NodeCtx> {
+        let layout = Layout::initial(cfg.members(), cfg.partitions, cfg.replication_factor, cfg.vnodes_per_node)
+            .map_err(|e| NodeError::Startup(e.to_string()))?;
+        std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
+            NodeError::Startup(format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))
+        })?;
+        let storage = Storage::open(&cfg.data_dir.join("db")).map_err(|e| {
+            NodeError::Startup(format!("cannot open database in {}: {e}", cfg.data_dir.display()))
+        })?;
+        check_identity(&storage, cfg.node_id, &layout).await?;
+        let addrs = layout.nodes.iter().map(|n| (n.id, n.grpc_addr.clone())).collect();
+        let peers = Arc::new(Peers::new(cfg.node_id, addrs, faults));
+        let (catalog_tx, catalog_rx) = watch::channel(CatalogRef::default());
+        let rcfg = Arc::new(
+            raft_config(&cfg.raft)
+                .validate()
+                .map_err(|e| NodeError::Startup(format!("raft settings: {e}")))?,
+        );
+        let groups = Groups::start(cfg.node_id, &layout, &storage, peers.clone(), rcfg, catalog_tx).await?;
+        Ok(NodeCtx {
+            id: cfg.node_id,
+            region: cfg.region.clone(),
+            layout,
+            groups,
+            storage,
+            peers,
+            catalog: catalog_rx,
+            clock: Hlc::default(),
+        })
+    }
+
+    /// The current leader of `group` as this node knows it.
+    pub fn leader_of(&self, group: u64) -> Option<u64> {
+        self.groups.get(group).and_then(|r| r.metrics().borrow().current_leader)
+    }
+
+    /// A `NotLeader` error for `group` carrying the best leader hint.
+    pub fn not_leader(&self, group: u64, leader: Option<u64>) -> NodeError {
+        let leader = leader.or_else(|| self.leader_of(group)).filter(|l| *l != self.id || leader.is_some());
+        NodeError::NotLeader {
+            group,
+            leader,
+            leader_addr: leader.and_then(|l| self.peers.addr(l).map(str::to_owned)),
+        }
+    }
+
+    /// Replicates `cmd` through `group` (this node must lead it) and returns its result.
+    pub async fn propose(&self, group: u64, cmd: Command) -> NodeResult<CommandResult> {
+        let raft = self.groups.get(group).ok_or_else(|| self.not_leader(group, None))?;
+        match tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(cmd)).await {
+            Err(_) => Err(NodeError::Unavailable(format!(
+                "shard {group}: write not committed within {}s (it may still apply)",
+                PROPOSE_TIMEOUT.as_secs()
+            ))),
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
+                Err(self.not_leader(group, f.leader_id))
+            }
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                Err(NodeError::Internal(e.to_string()))
+            }
+            Ok(Err(RaftError::Fatal(e))) => Err(NodeError::Unavailable(format!("shard {group}: {e}"))),
+        }
+    }
+
+    /// Waits until a read of `group` on this node is linearizable: confirms leadership with a
+    /// quorum (ReadIndex) and waits for the state machine to apply up to the read index.
+    pub async fn read_barrier(&self, group: u64) -> NodeResult<()> {
+        let raft = self.groups.get(group).ok_or_else(|| self.not_leader(group, None))?;
+        match tokio::time::timeout(PROPOSE_TIMEOUT, raft.ensure_linearizable()).await {
+            Err(_) => Err(NodeError::Unavailable(format!("shard {group}: leadership not confirmed in time"))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
+                Err(self.not_leader(group, f.leader_id))
+            }
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
+                Err(NodeError::Unavailable(format!("shard {group}: {e}")))
+            }
+            Ok(Err(RaftError::Fatal(e))) => Err(NodeError::Unavailable(format!("shard {group}: {e}"))),
+        }
+    }
+
+    /// The table `name` from the local catalog replica.
+    pub fn local_table(&self, name: &str) -> Option<TableDesc> {
+        self.catalog.borrow().tables.get(name).cloned()
+    }
+
+    /// The Raft group holding partition-key bytes `pk`.
+    pub fn group_for_pk(&self, pk: &[u8]) -> u64 {
+        keys::group_of_partition(ferrodyn_client::partition::partition_of(pk, self.layout.partition_count))
+    }
+
+    /// The error a rejected metadata command becomes.
+    pub fn rejection(r: Rejection) -> NodeError {
+        match r {
+            Rejection::TableExists(n) => NodeError::ResourceInUse(format!("Table already exists: {n}")),
+            Rejection::TableNotFound(n) => {
+                NodeError::ResourceNotFound(format!("Requested resource not found: Table: {n} not found"))
+            }
+        }
+    }
+
+    /// Records the layout in the metadata group when this node leads it and it is missing.
+    pub async fn ensure_layout_recorded(&self) {
+        if self.leader_of(META_GROUP) != Some(self.id) || self.catalog.borrow().layout.is_some() {
+            return;
+        }
+        if let Err(e) = self.propose(META_GROUP, Command::SetLayout(self.layout.clone())).await {
+            tracing::debug!(error = %e, "recording layout failed; will retry");
+        }
+    }
+
+    /// Sweeps data of dropped tables out of every group this node leads.
+    pub async fn sweep_dropped(&self, dropped: &[u64]) {
+        for (&group, raft) in self.groups.iter() {
+            if group == META_GROUP || raft.metrics().borrow().current_leader != Some(self.id) {
+                continue;
+            }
+            for &table in dropped {
+                if let Err(e) = self.propose(group, Command::DropTableData { table }).await {
+                    tracing::warn!(group, table, error = %e, "sweeping dropped table failed");
+                }
+            }
+        }
+    }
+}
+
+/// A data directory belongs to one node id and one cluster layout forever: refuse to start
+/// a node on another node's data, or with a membership that does not match the data.
+async fn check_identity(storage: &Storage, node_id: u64, layout: &Layout) -> NodeResult<()> {
+    let fp = layout.fingerprint();
+    let (stored_id, stored_fp) = storage
+        .read(|db| {
+            let cf = db.cf_handle(CF_NODE).expect("cf");
+            Ok((db.get_cf(cf, NODE_ID_KEY)?, db.get_cf(cf, NODE_LAYOUT_KEY)?))
+        })
+        .await?;
+    match stored_id {
+        Some(id) => {
+            let id = u64::from_be_bytes(id.as_slice().try_into().unwrap_or([0; 8]));
+            if id != node_id {
+                return Err(NodeError::Startup(format!(
+                    "data directory belongs to node {id}, but this node is configured as node {node_id}"
+                )));
+            }
+            let stored_fp = String::from_utf8_lossy(&stored_fp.unwrap_or_default()).to_string();
+            if stored_fp != fp {
+                return Err(NodeError::Startup(format!(
+                    "data directory was created for cluster [{stored_fp}], but the config describes [{fp}]; \
+                     membership, partitions and replication cannot change under existing data"
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let mut b = rocksdb::WriteBatch::default();
+            b.put_cf(storage.cf(CF_NODE), NODE_ID_KEY, node_id.to_be_bytes());
+            b.put_cf(storage.cf(CF_NODE), NODE_LAYOUT_KEY, fp.as_bytes());
+            storage.write(b, Durability::Sync).await?;
+            Ok(())
+        }
+    }
+}
+
+/// Converts a forwarded call's status into a node error.
+pub fn from_status(s: tonic::Status) -> NodeError {
+    NodeError::from(WireError::from_status(&s))
+}
+
+/// A running node: its context, gRPC server and background tasks, stopped by
+/// [`Node::shutdown`] (the one shutdown path).
+pub struct Node {
+    ctx: Arc<NodeCtx>,
+    addr: std::net::SocketAddr,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Node {
+    /// Validates `cfg`, binds its listen address and starts the node.
+    pub async fn start(cfg: NodeConfig) -> NodeResult<Node> {
+        cfg.validate().map_err(|e| NodeError::Startup(e.to_string()))?;
+        let listen = cfg.listen_addr();
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| NodeError::Startup(format!("cannot listen on {listen}: {e}")))?;
+        Self::start_with(cfg, listener, Arc::new(FaultInjector::default())).await
+    }
+
+    /// Starts the node on an already bound listener (tests bind `127.0.0.1:0` first), with the
+    /// given fault injector on its outgoing links.
+    pub async fn start_with(
+        cfg: NodeConfig,
+        listener: tokio::net::TcpListener,
+        faults: Arc<FaultInjector>,
+    ) -> NodeResult<Node> {
+        cfg.validate().map_err(|e| NodeError::Startup(e.to_string()))?;
+        let addr = listener.local_addr().map_err(|e| NodeError::Startup(e.to_string()))?;
+        let ctx = Arc::new(NodeCtx::open(&cfg, faults).await?);
+        let (stop, stop_rx) = watch::channel(false);
+        let mut server_stop = stop_rx.clone();
+        let server = tokio::spawn(crate::server::serve(ctx.clone(), listener, async move {
+            let _ = server_stop.wait_for(|s| *s).await;
+        }));
+        let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx));
+        tracing::info!(node = cfg.node_id, region = %cfg.region, %addr, "node started");
+        Ok(Node { ctx, addr, stop, server, tasks: vec![housekeeping] })
+    }
+
+    /// The node's shared context.
+    pub fn ctx(&self) -> &Arc<NodeCtx> {
+        &self.ctx
+    }
+
+    /// The address the gRPC server is bound to.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving, stops every Raft group, and waits for all of it.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.ctx.groups.shutdown().await;
+        let _ = self.server.await;
+        tracing::info!(node = self.ctx.id, "node stopped");
+    }
+}
+
+/// Periodic upkeep: record the layout in the metadata group, sweep dropped tables' data.
+async fn housekeeping(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>) {
+    let mut swept: Vec<u64> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        ctx.ensure_layout_recorded().await;
+        let dropped: Vec<u64> = ctx.catalog.borrow().dropped.clone();
+        let fresh: Vec<u64> = dropped.iter().copied().filter(|d| !swept.contains(d)).collect();
+        if !fresh.is_empty() {
+            ctx.sweep_dropped(&fresh).await;
+            swept.extend(fresh);
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Multi-raft replication with openraft: one Raft group per partition plus the metadata group.
+//!
+//! - [`TypeConfig`] and the replicated [`Command`]s (this file).
+//! - [`log_store`]: the Raft log and vote in the node's RocksDB (group-committed fsyncs).
+//! - [`state_machine`]: applies commands to items and the catalog; snapshots a group's range.
+//! - [`network`]: Raft RPCs over one tonic channel per peer node, with fault injection.
+//! - [`groups`]: creating, initializing (exactly once) and looking up the node's groups.
+
+pub mod groups;
+pub mod log_store;
+pub mod network;
+pub mod state_machine;
+
+use std::io::Cursor;
+
+use ferrodyn_client::schema::KeySchema;
+use ferrodyn_client::value::Item;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::TableDesc;
+use crate::placement::Layout;
+
+openraft::declare_raft_types!(
+    /// Openraft type configuration shared by every group on the node.
+    pub TypeConfig:
+        D = Command,
+        R = CommandResult,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+/// A Raft handle of one group.
+pub type RaftHandle = openraft::Raft<TypeConfig>;
+
+/// A replicated operation. Everything a command needs to apply deterministically (timestamps,
+/// key bytes) is computed by the proposer and carried in the command, so all replicas apply it
+/// identically.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Metadata group: create a table (fails if the name is taken).
+    CreateTable {
+        /// Table name (validated by the proposer).
+        name: String,
+        /// Key schema.
+        schema: KeySchema,
+        /// Creation time chosen by the proposer.
+        created_ms: u64,
+    },
+    /// Metadata group: delete a table (fails if absent).
+    DeleteTable {
+        /// Table name.
+        name: String,
+    },
+    /// Metadata group: record the partition layout (first writer wins; later equal ones no-op).
+    SetLayout(Layout),
+    /// Data group: write a whole item.
+    Put {
+        /// Table id.
+        table: u64,
+        /// Canonical partition-key bytes.
+        pk: Vec<u8>,
+        /// Canonical sort-key bytes (empty without a sort key).
+        sk: Vec<u8>,
+        /// The item.
+        item: Item,
+        /// Hybrid-logical-clock timestamp chosen by the leader.
+        hlc: u64,
+        /// Region where the write originated.
+        region: String,
+    },
+    /// Data group: delete an item (no-op if absent).
+    Delete {
+        /// Table id.
+        table: u64,
+        /// Canonical partition-key bytes.
+        pk: Vec<u8>,
+        /// Canonical sort-key bytes.
+        sk: Vec<u8>,
+        /// Hybrid-logical-clock timestamp chosen by the leader.
+        hlc: u64,
+        /// Region where the write originated.
+        region: String,
+    },
+    /// Data group: remove every item of a dropped table from this partition.
+    DropTableData {
+        /// Table id.
+        table: u64,
+    },
+}
+
+/// Why an applied command was refused. Deterministic: every replica refuses alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Rejection {
+    /// The table name is taken.
+    TableExists(String),
+    /// No such table.
+    TableNotFound(String),
+}
+
+/// The result of applying a command.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub enum CommandResult {
+    /// Applied (blank and membership entries too).
+    #[default]
+    Done,
+    /// Applied; this is the table created or deleted.
+    Table(TableDesc),
+    /// Refused; nothing changed.
+    Rejected(Rejection),
+}
+
+/// An item as stored: the item plus what last-writer-wins replication needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredItem {
+    /// The attributes.
+    pub item: Item,
+    /// Version: hybrid-logical-clock timestamp of the write.
+    pub hlc: u64,
+    /// Region that originated the write.
+    pub region: String,
+}
+
+/// Raft timing and log-retention settings of every group on a node.
+pub fn raft_config(cfg: &crate::config::RaftSettings) -> openraft::Config {
+    openraft::Config {
+        cluster_name: "ferrodyn".into(),
+        heartbeat_interval: cfg.heartbeat_ms,
+        election_timeout_min: cfg.election_timeout_min_ms,
+        election_timeout_max: cfg.election_timeout_max_ms,
+        install_snapshot_timeout: 10_000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_logs),
+        max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
+        max_payload_entries: 512,
+        ..Default::default()
+    }
+}
+
+/// Encodes with bincode; our own types never fail to encode.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serialize(v).expect("bincode encoding of in-memory value")
+}
+
+/// Decodes with bincode.
+pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, bincode::Error> {
+    bincode::deserialize(b)
+}

@@ -1,0 +1,276 @@
+//! Raft messages between nodes: one tonic channel per peer node carries every group's traffic.
+//!
+//! Each message names its group; the receiving node's `RaftTransport` service hands it to that
+//! group. Payloads are openraft's request/response types encoded with bincode. A
+//! [`FaultInjector`] sits on the sending side of every node-to-node call (Raft and forwarded
+//! client requests), so tests can drop, delay and partition links without touching sockets.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use ferrodyn_client::proto::raft_transport_client::RaftTransportClient;
+use ferrodyn_client::proto::{RaftRequest, RaftRpcKind};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use tonic::transport::{Channel, Endpoint};
+
+use super::{decode, encode, TypeConfig};
+
+/// Per-link faults injected on the sending side; empty in production.
+#[derive(Debug, Default)]
+pub struct FaultInjector {
+    inner: RwLock<Faults>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Faults {
+    /// Directed links (from, to) that drop every message.
+    blocked: HashSet<(u64, u64)>,
+    /// Probability of dropping any message, 0.0..=1.0.
+    drop_rate: f64,
+    /// Delay added to every message.
+    delay: Duration,
+}
+
+/// Why a fault-injected send did not happen.
+#[derive(Debug, thiserror::Error)]
+#[error("link {from}->{to} cut by fault injection")]
+pub struct LinkCut {
+    from: u64,
+    to: u64,
+}
+
+impl FaultInjector {
+    /// Cuts both directions between `a` and `b`.
+    pub fn partition(&self, a: u64, b: u64) {
+        let mut f = self.inner.write().expect("faults lock");
+        f.blocked.insert((a, b));
+        f.blocked.insert((b, a));
+    }
+
+    /// Cuts `node` off from every node in `others`, both directions.
+    pub fn isolate(&self, node: u64, others: &[u64]) {
+        for &o in others {
+            if o != node {
+                self.partition(node, o);
+            }
+        }
+    }
+
+    /// Removes every fault.
+    pub fn heal(&self) {
+        *self.inner.write().expect("faults lock") = Faults::default();
+    }
+
+    /// Drops each message with probability `rate`.
+    pub fn set_drop_rate(&self, rate: f64) {
+        self.inner.write().expect("faults lock").drop_rate = rate.clamp(0.0, 1.0);
+    }
+
+    /// Delays every message by `delay`.
+    pub fn set_delay(&self, delay: Duration) {
+        self.inner.write().expect("faults lock").delay = delay;
+    }
+
+    /// Applies the faults of link `from -> to`: waits out any delay, or refuses the send.
+    pub async fn pass(&self, from: u64, to: u64) -> Result<(), LinkCut> {
+        let (blocked, delay) = {
+            let f = self.inner.read().expect("faults lock");
+            let dropped = f.drop_rate > 0.0 && rand::random::<f64>() < f.drop_rate;
+            (dropped || f.blocked.contains(&(from, to)), f.delay)
+        };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if blocked {
+            return Err(LinkCut { from, to });
+        }
+        Ok(())
+    }
+}
+
+/// Lazily connected channels to every peer node, shared by all groups and by request
+/// forwarding: one HTTP/2 connection per peer.
+pub struct Peers {
+    self_id: u64,
+    addrs: HashMap<u64, String>,
+    channels: RwLock<HashMap<u64, Channel>>,
+    faults: Arc<FaultInjector>,
+}
+
+impl Peers {
+    /// Peers of node `self_id`, given every node's gRPC address.
+    pub fn new(self_id: u64, addrs: HashMap<u64, String>, faults: Arc<FaultInjector>) -> Self {
+        Peers { self_id, addrs, channels: RwLock::new(HashMap::new()), faults }
+    }
+
+    /// This node's id.
+    pub fn self_id(&self) -> u64 {
+        self.self_id
+    }
+
+    /// The gRPC address of node `id`.
+    pub fn addr(&self, id: u64) -> Option<&str> {
+        self.addrs.get(&id).map(String::as_str)
+    }
+
+    /// Every node id, this one included.
+    pub fn ids(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.addrs.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// The fault injector of outgoing links.
+    pub fn faults(&self) -> &Arc<FaultInjector> {
+        &self.faults
+    }
+
+    /// The shared channel to node `id` (None for an unknown node).
+    pub fn channel(&self, id: u64) -> Option<Channel> {
+        if let Some(c) = self.channels.read().expect("channels lock").get(&id) {
+            return Some(c.clone());
+        }
+        let addr = self.addrs.get(&id)?;
+        let ep = Endpoint::from_shared(format!("http://{addr}"))
+            .ok()?
+            .connect_timeout(Duration::from_millis(500))
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(5));
+        let ch = ep.connect_lazy();
+        self.channels.write().expect("channels lock").entry(id).or_insert(ch.clone());
+        Some(ch)
+    }
+}
+
+/// Creates the per-target network clients of one group.
+pub struct NetworkFactory {
+    group: u64,
+    peers: Arc<Peers>,
+}
+
+impl NetworkFactory {
+    /// The factory of group `group`.
+    pub fn new(group: u64, peers: Arc<Peers>) -> Self {
+        NetworkFactory { group, peers }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = GroupNetwork;
+
+    async fn new_client(&mut self, target: u64, _node: &BasicNode) -> GroupNetwork {
+        GroupNetwork { group: self.group, target, peers: self.peers.clone() }
+    }
+}
+
+/// Sends one group's Raft messages to one target node.
+pub struct GroupNetwork {
+    group: u64,
+    target: u64,
+    peers: Arc<Peers>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct TransportError(String);
+
+impl GroupNetwork {
+    async fn call<Req, Resp, E>(
+        &self,
+        kind: RaftRpcKind,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
+    where
+        Req: serde::Serialize,
+        Resp: serde::de::DeserializeOwned,
+        E: std::error::Error + serde::de::DeserializeOwned,
+    {
+        let from = self.peers.self_id();
+        self.peers
+            .faults()
+            .pass(from, self.target)
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let ch = self.peers.channel(self.target).ok_or_else(|| {
+            RPCError::Unreachable(Unreachable::new(&TransportError(format!(
+                "unknown node {}",
+                self.target
+            ))))
+        })?;
+        let msg = RaftRequest {
+            group: self.group,
+            from,
+            to: self.target,
+            kind: kind as i32,
+            payload: encode(req),
+        };
+        let mut client = RaftTransportClient::new(ch)
+            .max_decoding_message_size(256 << 20)
+            .max_encoding_message_size(256 << 20);
+        let resp = match tokio::time::timeout(option.hard_ttl(), client.raft(msg)).await {
+            Err(_) => {
+                return Err(RPCError::Network(NetworkError::new(&TransportError(format!(
+                    "raft rpc to node {} timed out",
+                    self.target
+                )))))
+            }
+            Ok(Err(status)) => {
+                let e = TransportError(format!("node {}: {}", self.target, status.message()));
+                return Err(match status.code() {
+                    tonic::Code::Unavailable => RPCError::Unreachable(Unreachable::new(&e)),
+                    _ => RPCError::Network(NetworkError::new(&e)),
+                });
+            }
+            Ok(Ok(r)) => r.into_inner(),
+        };
+        let result: Result<Resp, RaftError<u64, E>> = decode(&resp.payload)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for GroupNetwork {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(RaftRpcKind::Append, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<u64>,
+        RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
+    > {
+        self.call(RaftRpcKind::Snapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<u64>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
+        self.call(RaftRpcKind::Vote, &rpc, &option).await
+    }
+
+    /// A dead peer is retried every 200 ms: often enough to notice its return quickly, rarely
+    /// enough to cost nothing while it is down.
+    fn backoff(&self) -> Backoff {
+        Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}

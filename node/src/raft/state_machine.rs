@@ -1,0 +1,394 @@
+//! The replicated state machine of one group: items for data groups, the catalog for the
+//! metadata group. Both live in the node's RocksDB under the group's key range.
+//!
+//! Durability: an applied batch writes its changes and the new last-applied log id in ONE
+//! RocksDB batch, buffered (no fsync): the log is already durable on a quorum, and after a crash
+//! the state machine restarts from whatever last-applied survived (always consistent with the
+//! data beside it) and openraft re-applies the rest. Snapshot installs are fsynced, because the
+//! log they replace gets purged.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use openraft::storage::RaftStateMachine;
+use openraft::{
+    EntryPayload, LogId, RaftSnapshotBuilder, Snapshot, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
+};
+use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::{decode, encode, Command, CommandResult, Rejection, StoredItem, TypeConfig};
+use crate::catalog::{Catalog, CatalogRef, TableDesc, TableStatus};
+use crate::storage::keys::{self, MetaKind, CF_DATA, CF_RAFT_META};
+use crate::storage::{Durability, Storage, StorageError as StoreErr};
+
+type SErr = StorageError<u64>;
+type Membership = StoredMembership<u64, openraft::BasicNode>;
+
+/// What the state machine persists about itself, beside its data.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct AppliedState {
+    last_applied: Option<LogId<u64>>,
+    membership: Membership,
+}
+
+/// The serialized form of a snapshot: the applied state and every key of the group's range.
+#[derive(Serialize, Deserialize)]
+struct SnapshotPayload {
+    applied: AppliedState,
+    /// Keys with the group prefix stripped.
+    kvs: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+type CurrentSnapshot = (SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>);
+
+/// State machine of one group.
+pub struct StateMachine {
+    group: u64,
+    storage: Storage,
+    applied: AppliedState,
+    /// The latest snapshot, shared with builders that finish it later.
+    snapshot: Arc<std::sync::Mutex<Option<CurrentSnapshot>>>,
+    snapshot_seq: u64,
+    /// Metadata group only: the catalog, kept in memory and published to the node.
+    catalog: Option<(Catalog, watch::Sender<CatalogRef>)>,
+}
+
+impl StateMachine {
+    /// Opens the state machine of `group`, reading its applied state (and for the metadata
+    /// group, the catalog, published on `catalog_tx`).
+    pub async fn open(
+        group: u64,
+        storage: Storage,
+        catalog_tx: Option<watch::Sender<CatalogRef>>,
+    ) -> Result<StateMachine, StoreErr> {
+        let key = keys::meta_key(group, MetaKind::Applied);
+        let applied = storage
+            .read(move |db| {
+                let cf = db.cf_handle(CF_RAFT_META).expect("cf");
+                match db.get_cf(cf, key)? {
+                    Some(v) => decode(&v).map_err(|e| StoreErr::Corrupt(e.to_string())),
+                    None => Ok(AppliedState::default()),
+                }
+            })
+            .await?;
+        let catalog = match catalog_tx {
+            Some(tx) => {
+                let cat = storage.read(|db| load_catalog(db)).await?;
+                tx.send_replace(Arc::new(cat.clone()));
+                Some((cat, tx))
+            }
+            None => None,
+        };
+        Ok(StateMachine {
+            group,
+            storage,
+            applied,
+            snapshot: Default::default(),
+            snapshot_seq: 0,
+            catalog,
+        })
+    }
+
+    fn publish_catalog(&mut self) {
+        if let Some((cat, tx)) = &self.catalog {
+            tx.send_replace(Arc::new(cat.clone()));
+        }
+    }
+}
+
+/// Reads the catalog from the metadata group's range.
+pub fn load_catalog(db: &DB) -> Result<Catalog, StoreErr> {
+    let cf = db.cf_handle(CF_DATA).expect("cf");
+    let mut cat = Catalog { next_table_id: 1, ..Default::default() };
+    let prefix = keys::catalog_tables_prefix();
+    for kv in db.prefix_iterator_cf(cf, &prefix) {
+        let (k, v) = kv?;
+        if !k.starts_with(&prefix) {
+            break;
+        }
+        let t: TableDesc = decode(&v).map_err(|e| StoreErr::Corrupt(e.to_string()))?;
+        cat.tables.insert(t.name.clone(), t);
+    }
+    if let Some(v) = db.get_cf(cf, keys::catalog_counter_key())? {
+        let (next, dropped): (u64, Vec<u64>) = decode(&v).map_err(|e| StoreErr::Corrupt(e.to_string()))?;
+        cat.next_table_id = next;
+        cat.dropped = dropped;
+    }
+    if let Some(v) = db.get_cf(cf, keys::catalog_layout_key())? {
+        cat.layout = Some(decode(&v).map_err(|e| StoreErr::Corrupt(e.to_string()))?);
+    }
+    Ok(cat)
+}
+
+/// Applies one command to the batch. `overlay` holds items written earlier in the same batch
+/// (so reads see them); `catalog` is the metadata group's in-memory catalog.
+fn apply_command(
+    db: &DB,
+    group: u64,
+    cmd: &Command,
+    batch: &mut WriteBatch,
+    overlay: &mut HashMap<Vec<u8>, Option<u64>>,
+    catalog: Option<&mut Catalog>,
+) -> Result<CommandResult, StoreErr> {
+    let data = db.cf_handle(CF_DATA).expect("cf");
+    match cmd {
+        Command::Put { table, pk, sk, item, hlc, region } => {
+            let key = keys::item_key(group, *table, pk, sk);
+            // Last-writer-wins needs a local write to carry a version above the one it
+            // replaces, whatever the leader's clock says.
+            let prev = match overlay.get(&key) {
+                Some(v) => *v,
+                None => match db.get_pinned_cf(data, &key)? {
+                    Some(b) => Some(
+                        decode::<StoredItem>(&b).map_err(|e| StoreErr::Corrupt(e.to_string()))?.hlc,
+                    ),
+                    None => None,
+                },
+            };
+            let version = prev.map_or(*hlc, |p| (*hlc).max(p + 1));
+            let stored = StoredItem { item: item.clone(), hlc: version, region: region.clone() };
+            batch.put_cf(data, &key, encode(&stored));
+            overlay.insert(key, Some(version));
+            Ok(CommandResult::Done)
+        }
+        Command::Delete { table, pk, sk, .. } => {
+            let key = keys::item_key(group, *table, pk, sk);
+            batch.delete_cf(data, &key);
+            overlay.insert(key, None);
+            Ok(CommandResult::Done)
+        }
+        Command::DropTableData { table } => {
+            let (s, e) = keys::table_range(group, *table);
+            batch.delete_range_cf(data, s, e);
+            overlay.clear();
+            Ok(CommandResult::Done)
+        }
+        Command::CreateTable { name, schema, created_ms } => {
+            let Some(cat) = catalog else { return Ok(CommandResult::Done) };
+            if cat.tables.contains_key(name) {
+                return Ok(CommandResult::Rejected(Rejection::TableExists(name.clone())));
+            }
+            let desc = TableDesc {
+                id: cat.next_table_id,
+                name: name.clone(),
+                schema: schema.clone(),
+                status: TableStatus::Active,
+                created_ms: *created_ms,
+            };
+            cat.next_table_id += 1;
+            cat.tables.insert(name.clone(), desc.clone());
+            batch.put_cf(data, keys::catalog_table_key(name), encode(&desc));
+            batch.put_cf(data, keys::catalog_counter_key(), encode(&(cat.next_table_id, &cat.dropped)));
+            Ok(CommandResult::Table(desc))
+        }
+        Command::DeleteTable { name } => {
+            let Some(cat) = catalog else { return Ok(CommandResult::Done) };
+            let Some(desc) = cat.tables.remove(name) else {
+                return Ok(CommandResult::Rejected(Rejection::TableNotFound(name.clone())));
+            };
+            cat.dropped.push(desc.id);
+            batch.delete_cf(data, keys::catalog_table_key(name));
+            batch.put_cf(data, keys::catalog_counter_key(), encode(&(cat.next_table_id, &cat.dropped)));
+            Ok(CommandResult::Table(desc))
+        }
+        Command::SetLayout(layout) => {
+            let Some(cat) = catalog else { return Ok(CommandResult::Done) };
+            if cat.layout.is_none() {
+                cat.layout = Some(layout.clone());
+                batch.put_cf(data, keys::catalog_layout_key(), encode(layout));
+            }
+            Ok(CommandResult::Done)
+        }
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = SnapshotBuilder;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId<u64>>, Membership), SErr> {
+        Ok((self.applied.last_applied, self.applied.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, SErr>
+    where
+        I: IntoIterator<Item = openraft::Entry<TypeConfig>> + Send,
+        I::IntoIter: Send,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let group = self.group;
+        let mut applied = self.applied.clone();
+        let mut catalog = self.catalog.as_ref().map(|(c, _)| c.clone());
+        let storage = self.storage.clone();
+        let (batch, results, applied, catalog) = tokio::task::spawn_blocking(move || {
+            let db = storage.db();
+            let mut batch = WriteBatch::default();
+            let mut overlay = HashMap::new();
+            let mut results = Vec::with_capacity(entries.len());
+            for e in &entries {
+                applied.last_applied = Some(e.log_id);
+                match &e.payload {
+                    EntryPayload::Blank => results.push(CommandResult::Done),
+                    EntryPayload::Membership(m) => {
+                        applied.membership = StoredMembership::new(Some(e.log_id), m.clone());
+                        results.push(CommandResult::Done);
+                    }
+                    EntryPayload::Normal(cmd) => {
+                        results.push(apply_command(db, group, cmd, &mut batch, &mut overlay, catalog.as_mut())?);
+                    }
+                }
+            }
+            batch.put_cf(
+                db.cf_handle(CF_RAFT_META).expect("cf"),
+                keys::meta_key(group, MetaKind::Applied),
+                encode(&applied),
+            );
+            Ok::<_, StoreErr>((batch, results, applied, catalog))
+        })
+        .await
+        .map_err(|e| StorageIOError::write_state_machine(&e))?
+        .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.storage
+            .write(batch, Durability::Buffered)
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.applied = applied;
+        if let (Some(new), Some((cat, _))) = (catalog, self.catalog.as_mut()) {
+            if *cat != new {
+                *cat = new;
+                self.publish_catalog();
+            }
+        }
+        Ok(results)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        // Called on the state machine's task, so no apply runs concurrently: reading the range
+        // now gives a snapshot consistent with `applied`.
+        self.snapshot_seq += 1;
+        SnapshotBuilder {
+            group: self.group,
+            slot: self.snapshot.clone(),
+            applied: self.applied.clone(),
+            seq: self.snapshot_seq,
+            data: read_range(&self.storage, self.group).await,
+        }
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, SErr> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<u64, openraft::BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), SErr> {
+        let bytes = snapshot.into_inner();
+        let payload: SnapshotPayload =
+            decode(&bytes).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let group = self.group;
+        let mut batch = WriteBatch::default();
+        let (start, end) = keys::group_range(group);
+        let data = self.storage.cf(CF_DATA);
+        batch.delete_range_cf(data, &start, &end);
+        for (k, v) in &payload.kvs {
+            let mut key = start.clone();
+            key.extend_from_slice(k);
+            batch.put_cf(data, key, v);
+        }
+        let applied = AppliedState {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+        };
+        batch.put_cf(self.storage.cf(CF_RAFT_META), keys::meta_key(group, MetaKind::Applied), encode(&applied));
+        // Fsynced: the log this snapshot replaces will be purged.
+        self.storage
+            .write(batch, Durability::Sync)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        self.applied = applied;
+        *self.snapshot.lock().expect("snapshot slot") = Some((meta.clone(), bytes));
+        if self.catalog.is_some() {
+            let cat = self
+                .storage
+                .read(|db| load_catalog(db))
+                .await
+                .map_err(|e| StorageIOError::read_state_machine(&e))?;
+            if let Some((c, _)) = self.catalog.as_mut() {
+                *c = cat;
+            }
+            self.publish_catalog();
+        }
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
+        let current = self.snapshot.lock().expect("snapshot slot").clone();
+        if let Some((meta, data)) = current {
+            return Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }));
+        }
+        // None kept in memory (e.g. after a restart): the applied state itself is a valid
+        // snapshot, since everything up to last_applied is committed.
+        if self.applied.last_applied.is_none() {
+            return Ok(None);
+        }
+        let mut b = self.get_snapshot_builder().await;
+        b.build_snapshot().await.map(Some)
+    }
+}
+
+async fn read_range(storage: &Storage, group: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreErr> {
+    storage
+        .read(move |db| {
+            let cf = db.cf_handle(CF_DATA).expect("cf");
+            let (start, end) = keys::group_range(group);
+            let mut ro = ReadOptions::default();
+            ro.set_iterate_upper_bound(end);
+            let mut out = Vec::new();
+            for kv in db.iterator_cf_opt(cf, ro, IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+                let (k, v) = kv?;
+                out.push((k[8..].to_vec(), v.to_vec()));
+            }
+            Ok(out)
+        })
+        .await
+}
+
+/// Builds a snapshot from the range read when it was created.
+pub struct SnapshotBuilder {
+    group: u64,
+    slot: Arc<std::sync::Mutex<Option<CurrentSnapshot>>>,
+    applied: AppliedState,
+    seq: u64,
+    data: Result<Vec<(Vec<u8>, Vec<u8>)>, StoreErr>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
+        let kvs = std::mem::replace(&mut self.data, Ok(Vec::new()))
+            .map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let payload = SnapshotPayload { applied: self.applied.clone(), kvs };
+        let bytes = encode(&payload);
+        let last = self.applied.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: self.applied.membership.clone(),
+            snapshot_id: format!(
+                "g{}-{}-{}-{}",
+                self.group,
+                last.map(|l| l.leader_id.term).unwrap_or(0),
+                last.map(|l| l.index).unwrap_or(0),
+                self.seq
+            ),
+        };
+        *self.slot.lock().expect("snapshot slot") = Some((meta.clone(), bytes.clone()));
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+    }
+}

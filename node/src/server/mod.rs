@@ -1,0 +1,44 @@
+//! The node's gRPC server: the public `Ferrodyn` API and the internal `RaftTransport`.
+//!
+//! - [`api`]: table and item operations.
+//! - [`routing`]: forwarding to shard leaders and replicas.
+//! - [`status`]: cluster status and routing tables.
+//! - [`raft_service`]: incoming Raft messages.
+
+pub mod api;
+pub mod raft_service;
+pub mod routing;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use ferrodyn_client::proto::ferrodyn_server::FerrodynServer;
+use ferrodyn_client::proto::raft_transport_server::RaftTransportServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::node::NodeCtx;
+
+/// Largest message accepted (a 400 KB item plus framing; snapshot chunks are smaller).
+const MAX_MESSAGE: usize = 64 << 20;
+
+/// Serves both services on `listener` until `shutdown` completes.
+pub async fn serve(
+    ctx: Arc<NodeCtx>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let api = FerrodynServer::new(api::Api::new(ctx.clone()))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    let raft = RaftTransportServer::new(raft_service::RaftService::new(ctx))
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20);
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(api)
+        .add_service(raft)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}
