@@ -42,9 +42,9 @@ pub struct RaftSettings {
 impl Default for RaftSettings {
     fn default() -> Self {
         RaftSettings {
-            heartbeat_ms: 250,
-            election_timeout_min_ms: 750,
-            election_timeout_max_ms: 1250,
+            heartbeat_ms: 150,
+            election_timeout_min_ms: 450,
+            election_timeout_max_ms: 600,
             snapshot_every_logs: 20_000,
             logs_kept_after_snapshot: 5_000,
         }
@@ -89,7 +89,7 @@ impl Default for NodeConfig {
             vnodes_per_node: 64,
             initial_cluster: Vec::new(),
             raft: RaftSettings::default(),
-            log: "info".into(),
+            log: "info,openraft=warn".into(),
         }
     }
 }

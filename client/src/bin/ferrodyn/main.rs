@@ -6,6 +6,8 @@
 //! (read a file), since a 400 KB item does not fit in a command line. Input is parsed
 //! before any connection is made, so a typo never reaches the cluster.
 
+mod bench;
+
 use std::future::Future;
 use std::io::{self, BufWriter, Read, Write};
 use std::process::ExitCode;
@@ -120,6 +122,8 @@ enum Command {
     },
     /// Print the cluster's nodes, metadata group and partitions, then a summary.
     Status,
+    /// Benchmark the cluster with YCSB-style workloads (see `ferrodyn bench --help`).
+    Bench(bench::BenchArgs),
 }
 
 /// At most one sort-key condition of a query.
@@ -340,6 +344,7 @@ fn prepare(command: Command) -> Result<Op> {
             consistent: paging.consistent,
         },
         Command::Status => Op::Status,
+        Command::Bench(_) => unreachable!("bench is dispatched before prepare"),
     })
 }
 
@@ -651,6 +656,9 @@ fn main() -> ExitCode {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect();
+    if let Command::Bench(args) = cli.command {
+        return bench::main(endpoints, args);
+    }
     let op = match prepare(cli.command) {
         Ok(op) => op,
         Err(e) => {
