@@ -18,6 +18,8 @@ use crate::placement::Layout;
 pub enum TableStatus {
     /// Serving reads and writes.
     Active,
+    /// Deleted; reported once, in DeleteTable's answer (the name is free again at once).
+    Deleting,
 }
 
 /// A table as the catalog records it.
@@ -46,6 +48,7 @@ impl TableDesc {
             sort_key: sk,
             table_status: match self.status {
                 TableStatus::Active => "ACTIVE".into(),
+                TableStatus::Deleting => "DELETING".into(),
             },
             creation_time_ms: self.created_ms,
         }

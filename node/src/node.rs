@@ -158,18 +158,25 @@ impl NodeCtx {
         }
     }
 
-    /// Sweeps data of dropped tables out of every group this node leads.
-    pub async fn sweep_dropped(&self, dropped: &[u64]) {
+    /// Sweeps data of dropped tables out of every group this node leads; returns the
+    /// `(group, table)` pairs swept. Groups led elsewhere are swept by their own leaders.
+    pub async fn sweep_dropped(&self, dropped: &[u64], done: &std::collections::HashSet<(u64, u64)>) -> Vec<(u64, u64)> {
+        let mut swept = Vec::new();
         for (&group, raft) in self.groups.iter() {
             if group == META_GROUP || raft.metrics().borrow().current_leader != Some(self.id) {
                 continue;
             }
             for &table in dropped {
-                if let Err(e) = self.propose(group, Command::DropTableData { table }).await {
-                    tracing::warn!(group, table, error = %e, "sweeping dropped table failed");
+                if done.contains(&(group, table)) {
+                    continue;
+                }
+                match self.propose(group, Command::DropTableData { table }).await {
+                    Ok(_) => swept.push((group, table)),
+                    Err(e) => tracing::warn!(group, table, error = %e, "sweeping dropped table failed; will retry"),
                 }
             }
         }
+        swept
     }
 }
 
@@ -251,9 +258,14 @@ impl Node {
         let server = tokio::spawn(crate::server::serve(ctx.clone(), listener, async move {
             let _ = server_stop.wait_for(|s| *s).await;
         }));
-        let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx));
+        let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx.clone()));
+        let pacer = tokio::spawn(heartbeats(
+            ctx.clone(),
+            stop_rx,
+            Duration::from_millis(cfg.raft.heartbeat_ms),
+        ));
         tracing::info!(node = cfg.node_id, region = %cfg.region, %addr, "node started");
-        Ok(Node { ctx, addr, stop, server, tasks: vec![housekeeping] })
+        Ok(Node { ctx, addr, stop, server, tasks: vec![housekeeping, pacer] })
     }
 
     /// The node's shared context.
@@ -278,9 +290,30 @@ impl Node {
     }
 }
 
+/// The node's one heartbeat clock: every interval, every group this node leads sends its
+/// heartbeats at the same moment, so the per-peer senders coalesce them into one call per
+/// peer (openraft's own per-group heartbeat timers are off, see `raft_config`).
+async fn heartbeats(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        for (_, raft) in ctx.groups.iter() {
+            let leads = raft.metrics().borrow().current_leader == Some(ctx.id);
+            if leads {
+                let _ = raft.trigger().heartbeat().await;
+            }
+        }
+    }
+}
+
 /// Periodic upkeep: record the layout in the metadata group, sweep dropped tables' data.
 async fn housekeeping(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>) {
-    let mut swept: Vec<u64> = Vec::new();
+    // (group, table) pairs this node has swept; a group led here later is swept then.
+    let mut swept: std::collections::HashSet<(u64, u64)> = Default::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -290,10 +323,8 @@ async fn housekeeping(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>) {
         }
         ctx.ensure_layout_recorded().await;
         let dropped: Vec<u64> = ctx.catalog.borrow().dropped.clone();
-        let fresh: Vec<u64> = dropped.iter().copied().filter(|d| !swept.contains(d)).collect();
-        if !fresh.is_empty() {
-            ctx.sweep_dropped(&fresh).await;
-            swept.extend(fresh);
+        if !dropped.is_empty() {
+            swept.extend(ctx.sweep_dropped(&dropped, &swept).await);
         }
     }
 }

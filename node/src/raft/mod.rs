@@ -134,6 +134,9 @@ pub fn raft_config(cfg: &crate::config::RaftSettings) -> openraft::Config {
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_logs),
         max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
         max_payload_entries: 512,
+        // Heartbeats are driven by the node for all its groups at once (node.rs), so that they
+        // coalesce into one call per peer.
+        enable_heartbeat: false,
         ..Default::default()
     }
 }

@@ -1,7 +1,10 @@
 //! Raft messages between nodes: one tonic channel per peer node carries every group's traffic.
 //!
 //! Each message names its group; the receiving node's `RaftTransport` service hands it to that
-//! group. Payloads are openraft's request/response types encoded with bincode. A
+//! group. Messages to one peer go through that peer's sender task, which coalesces whatever is
+//! queued into one `RaftBatch` call; heartbeats (which the node triggers for all the groups it
+//! leads at once, see `node.rs`) wait up to [`HEARTBEAT_LINGER`] for each other, so an idle
+//! node sends about one heartbeat call per peer per interval instead of one per group. Payloads are openraft's request/response types encoded with bincode. A
 //! [`FaultInjector`] sits on the sending side of every node-to-node call (Raft and forwarded
 //! client requests), so tests can drop, delay and partition links without touching sockets.
 
@@ -10,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ferrodyn_client::proto::raft_transport_client::RaftTransportClient;
-use ferrodyn_client::proto::{RaftRequest, RaftRpcKind};
+use ferrodyn_client::proto::{RaftBatchRequest, RaftRequest, RaftRpcKind};
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -20,6 +23,7 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use tokio::sync::{mpsc, oneshot};
 use tonic::transport::{Channel, Endpoint};
 
 use super::{decode, encode, TypeConfig};
@@ -97,19 +101,57 @@ impl FaultInjector {
     }
 }
 
+/// How long a heartbeat waits for other groups' heartbeats to the same peer.
+pub const HEARTBEAT_LINGER: Duration = Duration::from_millis(2);
+/// Most messages in one batch call.
+const MAX_BATCH: usize = 256;
+/// Bound of each peer's outgoing queue (backpressure on the groups beyond it).
+const PEER_QUEUE: usize = 1024;
+/// Upper bound on one batch call (callers time out earlier, by their own RPC options).
+const BATCH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One Raft message waiting in a peer's queue.
+struct Outgoing {
+    req: RaftRequest,
+    heartbeat: bool,
+    reply: oneshot::Sender<Result<Vec<u8>, tonic::Status>>,
+}
+
 /// Lazily connected channels to every peer node, shared by all groups and by request
 /// forwarding: one HTTP/2 connection per peer.
 pub struct Peers {
     self_id: u64,
     addrs: HashMap<u64, String>,
     channels: RwLock<HashMap<u64, Channel>>,
+    senders: RwLock<HashMap<u64, mpsc::Sender<Outgoing>>>,
     faults: Arc<FaultInjector>,
 }
 
 impl Peers {
     /// Peers of node `self_id`, given every node's gRPC address.
     pub fn new(self_id: u64, addrs: HashMap<u64, String>, faults: Arc<FaultInjector>) -> Self {
-        Peers { self_id, addrs, channels: RwLock::new(HashMap::new()), faults }
+        Peers {
+            self_id,
+            addrs,
+            channels: RwLock::new(HashMap::new()),
+            senders: RwLock::new(HashMap::new()),
+            faults,
+        }
+    }
+
+    /// The queue of Raft messages to node `id`, starting its sender task on first use.
+    fn sender(&self, id: u64) -> Option<mpsc::Sender<Outgoing>> {
+        if let Some(s) = self.senders.read().expect("senders lock").get(&id) {
+            return Some(s.clone());
+        }
+        let ch = self.channel(id)?;
+        let mut senders = self.senders.write().expect("senders lock");
+        let s = senders.entry(id).or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(PEER_QUEUE);
+            tokio::spawn(peer_sender(ch, rx));
+            tx
+        });
+        Some(s.clone())
     }
 
     /// This node's id.
@@ -152,6 +194,66 @@ impl Peers {
     }
 }
 
+/// Drains one peer's queue into batch calls; each call runs on its own task so a slow one
+/// (a snapshot chunk) does not hold up the next. Ends when every `Peers` handle is dropped.
+async fn peer_sender(ch: Channel, mut rx: mpsc::Receiver<Outgoing>) {
+    let client = RaftTransportClient::new(ch)
+        .max_decoding_message_size(256 << 20)
+        .max_encoding_message_size(256 << 20);
+    while let Some(first) = rx.recv().await {
+        let linger = first.heartbeat;
+        let mut batch = vec![first];
+        if linger {
+            let until = tokio::time::Instant::now() + HEARTBEAT_LINGER;
+            while batch.len() < MAX_BATCH {
+                match tokio::time::timeout_at(until, rx.recv()).await {
+                    Ok(Some(o)) => batch.push(o),
+                    _ => break,
+                }
+            }
+        }
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(o) => batch.push(o),
+                Err(_) => break,
+            }
+        }
+        tokio::spawn(send_batch(client.clone(), batch));
+    }
+}
+
+async fn send_batch(mut client: RaftTransportClient<Channel>, mut batch: Vec<Outgoing>) {
+    if batch.len() == 1 {
+        let o = batch.pop().expect("one message");
+        let mut req = tonic::Request::new(o.req);
+        req.set_timeout(BATCH_TIMEOUT);
+        let r = client.raft(req).await.map(|r| r.into_inner().payload);
+        let _ = o.reply.send(r);
+        return;
+    }
+    let (reqs, replies): (Vec<_>, Vec<_>) = batch.into_iter().map(|o| (o.req, o.reply)).unzip();
+    let mut req = tonic::Request::new(RaftBatchRequest { requests: reqs });
+    req.set_timeout(BATCH_TIMEOUT);
+    match client.raft_batch(req).await {
+        Ok(resp) => {
+            let mut items = resp.into_inner().responses.into_iter();
+            for reply in replies {
+                let r = match items.next() {
+                    Some(item) if item.error.is_empty() => Ok(item.payload),
+                    Some(item) => Err(tonic::Status::internal(item.error)),
+                    None => Err(tonic::Status::internal("short batch response")),
+                };
+                let _ = reply.send(r);
+            }
+        }
+        Err(status) => {
+            for reply in replies {
+                let _ = reply.send(Err(status.clone()));
+            }
+        }
+    }
+}
+
 /// Creates the per-target network clients of one group.
 pub struct NetworkFactory {
     group: u64,
@@ -189,6 +291,7 @@ impl GroupNetwork {
         &self,
         kind: RaftRpcKind,
         req: &Req,
+        heartbeat: bool,
         option: &RPCOption,
     ) -> Result<Resp, RPCError<u64, BasicNode, RaftError<u64, E>>>
     where
@@ -202,7 +305,7 @@ impl GroupNetwork {
             .pass(from, self.target)
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-        let ch = self.peers.channel(self.target).ok_or_else(|| {
+        let sender = self.peers.sender(self.target).ok_or_else(|| {
             RPCError::Unreachable(Unreachable::new(&TransportError(format!(
                 "unknown node {}",
                 self.target
@@ -215,10 +318,14 @@ impl GroupNetwork {
             kind: kind as i32,
             payload: encode(req),
         };
-        let mut client = RaftTransportClient::new(ch)
-            .max_decoding_message_size(256 << 20)
-            .max_encoding_message_size(256 << 20);
-        let resp = match tokio::time::timeout(option.hard_ttl(), client.raft(msg)).await {
+        let (reply, rx) = oneshot::channel();
+        let queued = sender.send(Outgoing { req: msg, heartbeat, reply });
+        let payload = match tokio::time::timeout(option.hard_ttl(), async {
+            queued.await.map_err(|_| tonic::Status::unavailable("peer sender stopped"))?;
+            rx.await.map_err(|_| tonic::Status::unavailable("peer sender dropped the message"))?
+        })
+        .await
+        {
             Err(_) => {
                 return Err(RPCError::Network(NetworkError::new(&TransportError(format!(
                     "raft rpc to node {} timed out",
@@ -232,9 +339,9 @@ impl GroupNetwork {
                     _ => RPCError::Network(NetworkError::new(&e)),
                 });
             }
-            Ok(Ok(r)) => r.into_inner(),
+            Ok(Ok(p)) => p,
         };
-        let result: Result<Resp, RaftError<u64, E>> = decode(&resp.payload)
+        let result: Result<Resp, RaftError<u64, E>> = decode(&payload)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
@@ -246,7 +353,8 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(RaftRpcKind::Append, &rpc, &option).await
+        let heartbeat = rpc.entries.is_empty();
+        self.call(RaftRpcKind::Append, &rpc, heartbeat, &option).await
     }
 
     async fn install_snapshot(
@@ -257,7 +365,7 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
         InstallSnapshotResponse<u64>,
         RPCError<u64, BasicNode, RaftError<u64, InstallSnapshotError>>,
     > {
-        self.call(RaftRpcKind::Snapshot, &rpc, &option).await
+        self.call(RaftRpcKind::Snapshot, &rpc, false, &option).await
     }
 
     async fn vote(
@@ -265,7 +373,7 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
         rpc: VoteRequest<u64>,
         option: RPCOption,
     ) -> Result<VoteResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
-        self.call(RaftRpcKind::Vote, &rpc, &option).await
+        self.call(RaftRpcKind::Vote, &rpc, false, &option).await
     }
 
     /// A dead peer is retried every 200 ms: often enough to notice its return quickly, rarely

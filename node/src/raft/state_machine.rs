@@ -193,7 +193,7 @@ fn apply_command(
             cat.dropped.push(desc.id);
             batch.delete_cf(data, keys::catalog_table_key(name));
             batch.put_cf(data, keys::catalog_counter_key(), encode(&(cat.next_table_id, &cat.dropped)));
-            Ok(CommandResult::Table(desc))
+            Ok(CommandResult::Table(TableDesc { status: TableStatus::Deleting, ..desc }))
         }
         Command::SetLayout(layout) => {
             let Some(cat) = catalog else { return Ok(CommandResult::Done) };

@@ -25,10 +25,9 @@ fn bad(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("undecodable raft message: {e}"))
 }
 
-#[tonic::async_trait]
-impl proto::raft_transport_server::RaftTransport for RaftService {
-    async fn raft(&self, req: Request<proto::RaftRequest>) -> Result<Response<proto::RaftResponse>, Status> {
-        let m = req.into_inner();
+impl RaftService {
+    /// Hands one message to its group and returns the encoded openraft response.
+    async fn dispatch(&self, m: proto::RaftRequest) -> Result<Vec<u8>, Status> {
         if m.to != self.ctx.id {
             return Err(Status::failed_precondition(format!(
                 "message for node {} reached node {}",
@@ -46,6 +45,30 @@ impl proto::raft_transport_server::RaftTransport for RaftService {
             RaftRpcKind::Snapshot => encode(&raft.install_snapshot(decode(&m.payload).map_err(bad)?).await),
             RaftRpcKind::Unspecified => return Err(bad("no kind")),
         };
+        Ok(payload)
+    }
+}
+
+#[tonic::async_trait]
+impl proto::raft_transport_server::RaftTransport for RaftService {
+    async fn raft(&self, req: Request<proto::RaftRequest>) -> Result<Response<proto::RaftResponse>, Status> {
+        let payload = self.dispatch(req.into_inner()).await?;
         Ok(Response::new(proto::RaftResponse { payload }))
+    }
+
+    async fn raft_batch(
+        &self,
+        req: Request<proto::RaftBatchRequest>,
+    ) -> Result<Response<proto::RaftBatchResponse>, Status> {
+        // Groups are independent: handle the batch's messages concurrently.
+        let results = futures::future::join_all(req.into_inner().requests.into_iter().map(|m| self.dispatch(m))).await;
+        let responses = results
+            .into_iter()
+            .map(|r| match r {
+                Ok(payload) => proto::RaftBatchItem { payload, error: String::new() },
+                Err(s) => proto::RaftBatchItem { payload: Vec::new(), error: s.message().to_string() },
+            })
+            .collect();
+        Ok(Response::new(proto::RaftBatchResponse { responses }))
     }
 }

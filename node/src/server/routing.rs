@@ -17,7 +17,7 @@ use crate::node::{from_status, NodeCtx};
 use crate::raft::groups::members_of;
 
 /// How long a node keeps trying to reach a shard's leader for one request.
-const FORWARD_BUDGET: Duration = Duration::from_secs(8);
+const FORWARD_BUDGET: Duration = Duration::from_secs(4);
 /// Pause between attempts while a shard elects a leader.
 const RETRY_PAUSE: Duration = Duration::from_millis(25);
 
@@ -55,7 +55,7 @@ impl Route {
 pub fn direct<T>(msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
     r.metadata_mut().insert(ROUTE_HEADER, ROUTE_DIRECT.parse().expect("ascii"));
-    r.set_timeout(Duration::from_secs(6));
+    r.set_timeout(Duration::from_secs(5));
     r
 }
 
