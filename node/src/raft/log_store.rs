@@ -3,8 +3,8 @@
 //! Durability: `save_vote` returns only after the vote is fsynced; `append` hands the entries to
 //! the group-commit writer and fires openraft's `LogFlushed` callback only after the WAL fsync
 //! that covers them, so openraft never counts an entry as persisted before it is on disk.
-//! Truncation and purge go through the same writer (buffered); because the writer is FIFO and
-//! the WAL is recovered as a prefix, a later synced append also makes them durable.
+//! Truncation is fsynced before it returns (entries openraft was told are gone must not come
+//! back after a crash). Purge is buffered: losing one only keeps more log than needed.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -195,7 +195,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             keys::group_range(self.group).1,
         );
         self.storage
-            .write(b, Durability::Buffered)
+            .write(b, Durability::Sync)
             .await
             .map_err(|e| StorageIOError::write_logs(&e).into())
     }

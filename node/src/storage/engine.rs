@@ -1,9 +1,9 @@
 //! One RocksDB per node, shared by every Raft group, and its group-commit writer.
 //!
 //! Durability rule: every write goes through one writer thread, in submission order. The
-//! thread takes all queued batches, writes each to RocksDB (memtable + WAL buffer) and, if any of
-//! them asked for [`Durability::Sync`], fsyncs the WAL once (`FlushWAL(sync = true)`) before
-//! completing any of them. So concurrent log appends and votes from all shards on the node share
+//! thread takes all queued batches and writes each to RocksDB (memtable + WAL). Batches that
+//! asked for [`Durability::Sync`] then go to a syncer thread, which fsyncs the WAL once
+//! (`FlushWAL(sync = true)`) for everything queued and only then completes them. So concurrent log appends and votes from all shards on the node share
 //! one fsync (group commit), and a completion callback never fires before its data is on disk.
 //! Writes asked as [`Durability::Buffered`] (state-machine applies) may be lost on a crash, but
 //! only together with everything after them in the WAL: RocksDB recovers a prefix, and an
@@ -185,6 +185,17 @@ impl Storage {
 
 fn writer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterStats>) {
     use std::sync::atomic::Ordering::Relaxed;
+    let (sync_tx, sync_rx) = std_mpsc::channel::<WriteJob>();
+    {
+        let (db, stats) = (db.clone(), stats.clone());
+        if let Err(e) = thread::Builder::new()
+            .name("ferrodyn-syncer".into())
+            .spawn(move || syncer_loop(db, sync_rx, stats))
+        {
+            tracing::error!(error = %e, "cannot start the WAL syncer thread");
+            return;
+        }
+    }
     let mut wo = WriteOptions::default();
     wo.set_sync(false);
     let mut group: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
@@ -197,9 +208,8 @@ fn writer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterS
             }
         }
         let mut result: Result<(), String> = Ok(());
-        let mut need_sync = false;
-        for job in group.iter_mut() {
-            need_sync |= job.durability == Durability::Sync;
+        let mut synced: Vec<WriteJob> = Vec::with_capacity(group.len());
+        for mut job in group.drain(..) {
             if result.is_ok() {
                 let batch = std::mem::take(&mut job.batch);
                 match db.write_opt(batch, &wo) {
@@ -211,18 +221,54 @@ fn writer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterS
                     Err(e) => result = Err(e.to_string()),
                 }
             }
-        }
-        if result.is_ok() && need_sync {
-            if let Err(e) = db.flush_wal(true) {
-                result = Err(e.to_string());
+            stats.batches.fetch_add(1, Relaxed);
+            match job.durability {
+                // Buffered writes are complete once written: never make them wait for the
+                // fsync that the synced writes of the same round need.
+                Durability::Buffered => (job.done)(result.clone()),
+                Durability::Sync => synced.push(job),
             }
-            stats.syncs.fetch_add(1, Relaxed);
         }
-        stats.batches.fetch_add(group.len() as u64, Relaxed);
+        if synced.is_empty() {
+            continue;
+        }
+        match &result {
+            // Hand the written jobs to the syncer and go on writing: writes that arrive
+            // during an fsync are not held up by it, and the next fsync covers them.
+            Ok(()) => {
+                for job in synced {
+                    if let Err(std_mpsc::SendError(job)) = sync_tx.send(job) {
+                        (job.done)(Err("storage syncer stopped".into()));
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storage write failed; failing {} queued writes", synced.len());
+                for job in synced {
+                    (job.done)(result.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Fsyncs the WAL for every job the writer has written, many jobs per fsync: a job reaches
+/// this thread only after its batch is in the WAL, so one `FlushWAL(sync)` covers all jobs
+/// queued when it starts.
+fn syncer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterStats>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut round: Vec<WriteJob> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        round.push(first);
+        while let Ok(job) = rx.try_recv() {
+            round.push(job);
+        }
+        let result = db.flush_wal(true).map_err(|e| e.to_string());
+        stats.syncs.fetch_add(1, Relaxed);
         if let Err(e) = &result {
-            tracing::error!(error = %e, "storage write failed; failing {} queued writes", group.len());
+            tracing::error!(error = %e, "WAL fsync failed; failing {} writes", round.len());
         }
-        for job in group.drain(..) {
+        for job in round.drain(..) {
             (job.done)(result.clone());
         }
     }
