@@ -94,7 +94,10 @@ impl fmt::Display for WireError {
 impl WireError {
     /// A new error of `kind`.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        WireError { kind, message: message.into() }
+        WireError {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for a `ValidationException`.
@@ -117,7 +120,10 @@ impl WireError {
         let md = status.metadata_mut();
         md.insert(ERROR_HEADER, self.kind.name().parse().expect("ascii name"));
         match &self.kind {
-            ErrorKind::NotLeader { leader, leader_addr } => {
+            ErrorKind::NotLeader {
+                leader,
+                leader_addr,
+            } => {
                 if let Some(id) = leader {
                     md.insert(LEADER_HEADER, id.to_string().parse().expect("digits"));
                 }
@@ -160,7 +166,10 @@ impl WireError {
                 _ => ErrorKind::Internal,
             },
         };
-        WireError { kind, message: status.message().to_owned() }
+        WireError {
+            kind,
+            message: status.message().to_owned(),
+        }
     }
 }
 
@@ -181,8 +190,14 @@ mod tests {
             ErrorKind::ResourceNotFound,
             ErrorKind::ResourceInUse,
             ErrorKind::Internal,
-            ErrorKind::NotLeader { leader: Some(3), leader_addr: Some("127.0.0.1:7103".into()) },
-            ErrorKind::NotLeader { leader: None, leader_addr: None },
+            ErrorKind::NotLeader {
+                leader: Some(3),
+                leader_addr: Some("127.0.0.1:7103".into()),
+            },
+            ErrorKind::NotLeader {
+                leader: None,
+                leader_addr: None,
+            },
             ErrorKind::WrongShard { epoch: 7 },
             ErrorKind::Unavailable,
         ] {

@@ -18,7 +18,10 @@ pub struct Hlc {
 impl Hlc {
     /// Milliseconds since the Unix epoch, from the system clock.
     pub fn wall_ms() -> u64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0)
     }
 
     /// A new timestamp, greater than every one this clock returned or observed before.
@@ -27,7 +30,10 @@ impl Hlc {
         let mut prev = self.last.load(Ordering::Relaxed);
         loop {
             let next = phys.max(prev + 1);
-            match self.last.compare_exchange_weak(prev, next, Ordering::AcqRel, Ordering::Relaxed) {
+            match self
+                .last
+                .compare_exchange_weak(prev, next, Ordering::AcqRel, Ordering::Relaxed)
+            {
                 Ok(_) => return next,
                 Err(p) => prev = p,
             }

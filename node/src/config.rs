@@ -124,15 +124,23 @@ pub enum ConfigError {
 }
 
 fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { field, message: message.into() }
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
 }
 
 impl NodeConfig {
     /// Reads a TOML file.
     pub fn load(path: &Path) -> Result<NodeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.into(), message: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        })
     }
 
     /// Parses an `--initial-cluster` value: `ID=HOST:PORT` or `ID@REGION=HOST:PORT`, comma
@@ -142,16 +150,26 @@ impl NodeConfig {
             .filter(|p| !p.trim().is_empty())
             .map(|part| {
                 let (left, grpc) = part.trim().split_once('=').ok_or_else(|| {
-                    invalid("initial_cluster", format!("'{part}' is not ID=HOST:PORT or ID@REGION=HOST:PORT"))
+                    invalid(
+                        "initial_cluster",
+                        format!("'{part}' is not ID=HOST:PORT or ID@REGION=HOST:PORT"),
+                    )
                 })?;
                 let (id, region) = match left.split_once('@') {
                     Some((id, r)) => (id, Some(r.to_string())),
                     None => (left, None),
                 };
-                let id = id
-                    .parse::<u64>()
-                    .map_err(|_| invalid("initial_cluster", format!("node id '{id}' in '{part}' is not a number")))?;
-                Ok(PeerConfig { id, grpc: grpc.to_string(), region })
+                let id = id.parse::<u64>().map_err(|_| {
+                    invalid(
+                        "initial_cluster",
+                        format!("node id '{id}' in '{part}' is not a number"),
+                    )
+                })?;
+                Ok(PeerConfig {
+                    id,
+                    grpc: grpc.to_string(),
+                    region,
+                })
             })
             .collect()
     }
@@ -161,20 +179,37 @@ impl NodeConfig {
         if self.node_id == 0 {
             return Err(invalid("node_id", "must be set to a positive integer"));
         }
-        if self.region.is_empty() || !self.region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(invalid("region", format!("'{}' must be non-empty [A-Za-z0-9_-]", self.region)));
+        if self.region.is_empty()
+            || !self
+                .region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(
+                "region",
+                format!("'{}' must be non-empty [A-Za-z0-9_-]", self.region),
+            ));
         }
         if self.partitions == 0 || self.partitions > 65_536 {
-            return Err(invalid("partitions", format!("{} is outside 1..=65536", self.partitions)));
+            return Err(invalid(
+                "partitions",
+                format!("{} is outside 1..=65536", self.partitions),
+            ));
         }
         if self.replication_factor == 0 {
             return Err(invalid("replication_factor", "must be at least 1"));
         }
         if self.vnodes_per_node == 0 || self.vnodes_per_node > 4096 {
-            return Err(invalid("vnodes_per_node", format!("{} is outside 1..=4096", self.vnodes_per_node)));
+            return Err(invalid(
+                "vnodes_per_node",
+                format!("{} is outside 1..=4096", self.vnodes_per_node),
+            ));
         }
         if self.initial_cluster.is_empty() {
-            return Err(invalid("initial_cluster", "must list every member of the cluster, this node included"));
+            return Err(invalid(
+                "initial_cluster",
+                "must list every member of the cluster, this node included",
+            ));
         }
         let mut ids = std::collections::HashSet::new();
         for p in &self.initial_cluster {
@@ -182,14 +217,23 @@ impl NodeConfig {
                 return Err(invalid("initial_cluster", "node ids must be positive"));
             }
             if !ids.insert(p.id) {
-                return Err(invalid("initial_cluster", format!("node id {} appears twice", p.id)));
+                return Err(invalid(
+                    "initial_cluster",
+                    format!("node id {} appears twice", p.id),
+                ));
             }
             if !p.grpc.contains(':') {
-                return Err(invalid("initial_cluster", format!("address '{}' of node {} is not HOST:PORT", p.grpc, p.id)));
+                return Err(invalid(
+                    "initial_cluster",
+                    format!("address '{}' of node {} is not HOST:PORT", p.grpc, p.id),
+                ));
             }
         }
         if !ids.contains(&self.node_id) {
-            return Err(invalid("initial_cluster", format!("does not contain this node (node_id {})", self.node_id)));
+            return Err(invalid(
+                "initial_cluster",
+                format!("does not contain this node (node_id {})", self.node_id),
+            ));
         }
         if (self.replication_factor as usize) > self.initial_cluster.len() {
             return Err(invalid(
@@ -202,7 +246,8 @@ impl NodeConfig {
             ));
         }
         if let Some(l) = &self.listen {
-            l.parse::<SocketAddr>().map_err(|e| invalid("listen", format!("'{l}': {e}")))?;
+            l.parse::<SocketAddr>()
+                .map_err(|e| invalid("listen", format!("'{l}': {e}")))?;
         }
         let r = &self.raft;
         if r.heartbeat_ms == 0 {
@@ -211,11 +256,17 @@ impl NodeConfig {
         if r.election_timeout_min_ms <= r.heartbeat_ms * 2 {
             return Err(invalid(
                 "raft.election_timeout_min_ms",
-                format!("{} must exceed twice raft.heartbeat_ms ({})", r.election_timeout_min_ms, r.heartbeat_ms),
+                format!(
+                    "{} must exceed twice raft.heartbeat_ms ({})",
+                    r.election_timeout_min_ms, r.heartbeat_ms
+                ),
             ));
         }
         if r.election_timeout_max_ms <= r.election_timeout_min_ms {
-            return Err(invalid("raft.election_timeout_max_ms", "must exceed raft.election_timeout_min_ms"));
+            return Err(invalid(
+                "raft.election_timeout_max_ms",
+                "must exceed raft.election_timeout_min_ms",
+            ));
         }
         if r.snapshot_every_logs == 0 {
             return Err(invalid("raft.snapshot_every_logs", "must be positive"));
@@ -246,7 +297,9 @@ impl NodeConfig {
 
     /// The address to bind.
     pub fn listen_addr(&self) -> String {
-        self.listen.clone().unwrap_or_else(|| self.advertised().to_string())
+        self.listen
+            .clone()
+            .unwrap_or_else(|| self.advertised().to_string())
     }
 }
 
@@ -257,8 +310,10 @@ mod tests {
     fn good() -> NodeConfig {
         NodeConfig {
             node_id: 1,
-            initial_cluster: NodeConfig::parse_initial_cluster("1=127.0.0.1:7101,2=127.0.0.1:7102,3@eu=127.0.0.1:7103")
-                .unwrap(),
+            initial_cluster: NodeConfig::parse_initial_cluster(
+                "1=127.0.0.1:7101,2=127.0.0.1:7102,3@eu=127.0.0.1:7103",
+            )
+            .unwrap(),
             ..Default::default()
         }
     }
@@ -271,13 +326,17 @@ mod tests {
 
     #[test]
     fn each_bad_field_is_named() {
-        let cases: Vec<(Box<dyn Fn(&mut NodeConfig)>, &str)> = vec![
+        type Mutation = Box<dyn Fn(&mut NodeConfig)>;
+        let cases: Vec<(Mutation, &str)> = vec![
             (Box::new(|c| c.node_id = 0), "node_id"),
             (Box::new(|c| c.node_id = 9), "initial_cluster"),
             (Box::new(|c| c.partitions = 0), "partitions"),
             (Box::new(|c| c.replication_factor = 4), "replication_factor"),
             (Box::new(|c| c.listen = Some("nope".into())), "listen"),
-            (Box::new(|c| c.raft.election_timeout_min_ms = 100), "raft.election_timeout_min_ms"),
+            (
+                Box::new(|c| c.raft.election_timeout_min_ms = 100),
+                "raft.election_timeout_min_ms",
+            ),
             (Box::new(|c| c.region = "a b".into()), "region"),
         ];
         for (mutate, field) in cases {
@@ -293,7 +352,9 @@ mod tests {
         let text = toml::to_string(&good()).unwrap();
         let back: NodeConfig = toml::from_str(&text).unwrap();
         assert_eq!(back, good());
-        let err = toml::from_str::<NodeConfig>("node_idd = 3").unwrap_err().to_string();
+        let err = toml::from_str::<NodeConfig>("node_idd = 3")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("node_idd"), "{err}");
     }
 

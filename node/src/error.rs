@@ -55,12 +55,19 @@ impl NodeError {
             NodeError::Validation(_) => ErrorKind::Validation,
             NodeError::ResourceNotFound(_) => ErrorKind::ResourceNotFound,
             NodeError::ResourceInUse(_) => ErrorKind::ResourceInUse,
-            NodeError::NotLeader { leader, leader_addr, .. } => {
-                ErrorKind::NotLeader { leader: *leader, leader_addr: leader_addr.clone() }
-            }
+            NodeError::NotLeader {
+                leader,
+                leader_addr,
+                ..
+            } => ErrorKind::NotLeader {
+                leader: *leader,
+                leader_addr: leader_addr.clone(),
+            },
             NodeError::WrongShard { epoch, .. } => ErrorKind::WrongShard { epoch: *epoch },
             NodeError::Unavailable(_) => ErrorKind::Unavailable,
-            NodeError::Internal(_) | NodeError::Storage(_) | NodeError::Startup(_) => ErrorKind::Internal,
+            NodeError::Internal(_) | NodeError::Storage(_) | NodeError::Startup(_) => {
+                ErrorKind::Internal
+            }
         };
         WireError::new(kind, self.to_string())
     }
@@ -73,12 +80,19 @@ impl From<WireError> for NodeError {
             ErrorKind::Validation => NodeError::Validation(e.message),
             ErrorKind::ResourceNotFound => NodeError::ResourceNotFound(e.message),
             ErrorKind::ResourceInUse => NodeError::ResourceInUse(e.message),
-            ErrorKind::NotLeader { leader, leader_addr } => {
-                NodeError::NotLeader { group: 0, leader, leader_addr }
-            }
+            ErrorKind::NotLeader {
+                leader,
+                leader_addr,
+            } => NodeError::NotLeader {
+                group: 0,
+                leader,
+                leader_addr,
+            },
             ErrorKind::WrongShard { epoch } => NodeError::WrongShard { client: 0, epoch },
             ErrorKind::Unavailable => NodeError::Unavailable(e.message),
-            ErrorKind::ConditionalCheckFailed | ErrorKind::Internal => NodeError::Internal(e.message),
+            ErrorKind::ConditionalCheckFailed | ErrorKind::Internal => {
+                NodeError::Internal(e.message)
+            }
         }
     }
 }

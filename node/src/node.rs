@@ -47,16 +47,31 @@ impl NodeCtx {
     /// Opens the data directory, checks it belongs to this node and cluster, and starts every
     /// Raft group the node hosts.
     pub async fn open(cfg: &NodeConfig, faults: Arc<FaultInjector>) -> NodeResult<NodeCtx> {
-        let layout = Layout::initial(cfg.members(), cfg.partitions, cfg.replication_factor, cfg.vnodes_per_node)
-            .map_err(|e| NodeError::Startup(e.to_string()))?;
+        let layout = Layout::initial(
+            cfg.members(),
+            cfg.partitions,
+            cfg.replication_factor,
+            cfg.vnodes_per_node,
+        )
+        .map_err(|e| NodeError::Startup(e.to_string()))?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
-            NodeError::Startup(format!("cannot create data_dir {}: {e}", cfg.data_dir.display()))
+            NodeError::Startup(format!(
+                "cannot create data_dir {}: {e}",
+                cfg.data_dir.display()
+            ))
         })?;
         let storage = Storage::open(&cfg.data_dir.join("db")).map_err(|e| {
-            NodeError::Startup(format!("cannot open database in {}: {e}", cfg.data_dir.display()))
+            NodeError::Startup(format!(
+                "cannot open database in {}: {e}",
+                cfg.data_dir.display()
+            ))
         })?;
         check_identity(&storage, cfg.node_id, &layout).await?;
-        let addrs = layout.nodes.iter().map(|n| (n.id, n.grpc_addr.clone())).collect();
+        let addrs = layout
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.grpc_addr.clone()))
+            .collect();
         let peers = Arc::new(Peers::new(cfg.node_id, addrs, faults));
         let (catalog_tx, catalog_rx) = watch::channel(CatalogRef::default());
         let rcfg = Arc::new(
@@ -64,7 +79,15 @@ impl NodeCtx {
                 .validate()
                 .map_err(|e| NodeError::Startup(format!("raft settings: {e}")))?,
         );
-        let groups = Groups::start(cfg.node_id, &layout, &storage, peers.clone(), rcfg, catalog_tx).await?;
+        let groups = Groups::start(
+            cfg.node_id,
+            &layout,
+            &storage,
+            peers.clone(),
+            rcfg,
+            catalog_tx,
+        )
+        .await?;
         Ok(NodeCtx {
             id: cfg.node_id,
             region: cfg.region.clone(),
@@ -79,12 +102,16 @@ impl NodeCtx {
 
     /// The current leader of `group` as this node knows it.
     pub fn leader_of(&self, group: u64) -> Option<u64> {
-        self.groups.get(group).and_then(|r| r.metrics().borrow().current_leader)
+        self.groups
+            .get(group)
+            .and_then(|r| r.metrics().borrow().current_leader)
     }
 
     /// A `NotLeader` error for `group` carrying the best leader hint.
     pub fn not_leader(&self, group: u64, leader: Option<u64>) -> NodeError {
-        let leader = leader.or_else(|| self.leader_of(group)).filter(|l| *l != self.id || leader.is_some());
+        let leader = leader
+            .or_else(|| self.leader_of(group))
+            .filter(|l| *l != self.id || leader.is_some());
         NodeError::NotLeader {
             group,
             leader,
@@ -94,7 +121,10 @@ impl NodeCtx {
 
     /// Replicates `cmd` through `group` (this node must lead it) and returns its result.
     pub async fn propose(&self, group: u64, cmd: Command) -> NodeResult<CommandResult> {
-        let raft = self.groups.get(group).ok_or_else(|| self.not_leader(group, None))?;
+        let raft = self
+            .groups
+            .get(group)
+            .ok_or_else(|| self.not_leader(group, None))?;
         match tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(cmd)).await {
             Err(_) => Err(NodeError::Unavailable(format!(
                 "shard {group}: write not committed within {}s (it may still apply)",
@@ -107,16 +137,23 @@ impl NodeCtx {
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
                 Err(NodeError::Internal(e.to_string()))
             }
-            Ok(Err(RaftError::Fatal(e))) => Err(NodeError::Unavailable(format!("shard {group}: {e}"))),
+            Ok(Err(RaftError::Fatal(e))) => {
+                Err(NodeError::Unavailable(format!("shard {group}: {e}")))
+            }
         }
     }
 
     /// Waits until a read of `group` on this node is linearizable: confirms leadership with a
     /// quorum (ReadIndex) and waits for the state machine to apply up to the read index.
     pub async fn read_barrier(&self, group: u64) -> NodeResult<()> {
-        let raft = self.groups.get(group).ok_or_else(|| self.not_leader(group, None))?;
+        let raft = self
+            .groups
+            .get(group)
+            .ok_or_else(|| self.not_leader(group, None))?;
         match tokio::time::timeout(PROPOSE_TIMEOUT, raft.ensure_linearizable()).await {
-            Err(_) => Err(NodeError::Unavailable(format!("shard {group}: leadership not confirmed in time"))),
+            Err(_) => Err(NodeError::Unavailable(format!(
+                "shard {group}: leadership not confirmed in time"
+            ))),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(f)))) => {
                 Err(self.not_leader(group, f.leader_id))
@@ -124,7 +161,9 @@ impl NodeCtx {
             Ok(Err(RaftError::APIError(CheckIsLeaderError::QuorumNotEnough(e)))) => {
                 Err(NodeError::Unavailable(format!("shard {group}: {e}")))
             }
-            Ok(Err(RaftError::Fatal(e))) => Err(NodeError::Unavailable(format!("shard {group}: {e}"))),
+            Ok(Err(RaftError::Fatal(e))) => {
+                Err(NodeError::Unavailable(format!("shard {group}: {e}")))
+            }
         }
     }
 
@@ -135,16 +174,21 @@ impl NodeCtx {
 
     /// The Raft group holding partition-key bytes `pk`.
     pub fn group_for_pk(&self, pk: &[u8]) -> u64 {
-        keys::group_of_partition(ferrodyn_client::partition::partition_of(pk, self.layout.partition_count))
+        keys::group_of_partition(ferrodyn_client::partition::partition_of(
+            pk,
+            self.layout.partition_count,
+        ))
     }
 
     /// The error a rejected metadata command becomes.
     pub fn rejection(r: Rejection) -> NodeError {
         match r {
-            Rejection::TableExists(n) => NodeError::ResourceInUse(format!("Table already exists: {n}")),
-            Rejection::TableNotFound(n) => {
-                NodeError::ResourceNotFound(format!("Requested resource not found: Table: {n} not found"))
+            Rejection::TableExists(n) => {
+                NodeError::ResourceInUse(format!("Table already exists: {n}"))
             }
+            Rejection::TableNotFound(n) => NodeError::ResourceNotFound(format!(
+                "Requested resource not found: Table: {n} not found"
+            )),
         }
     }
 
@@ -153,14 +197,21 @@ impl NodeCtx {
         if self.leader_of(META_GROUP) != Some(self.id) || self.catalog.borrow().layout.is_some() {
             return;
         }
-        if let Err(e) = self.propose(META_GROUP, Command::SetLayout(self.layout.clone())).await {
+        if let Err(e) = self
+            .propose(META_GROUP, Command::SetLayout(self.layout.clone()))
+            .await
+        {
             tracing::debug!(error = %e, "recording layout failed; will retry");
         }
     }
 
     /// Sweeps data of dropped tables out of every group this node leads; returns the
     /// `(group, table)` pairs swept. Groups led elsewhere are swept by their own leaders.
-    pub async fn sweep_dropped(&self, dropped: &[u64], done: &std::collections::HashSet<(u64, u64)>) -> Vec<(u64, u64)> {
+    pub async fn sweep_dropped(
+        &self,
+        dropped: &[u64],
+        done: &std::collections::HashSet<(u64, u64)>,
+    ) -> Vec<(u64, u64)> {
         let mut swept = Vec::new();
         for (&group, raft) in self.groups.iter() {
             if group == META_GROUP || raft.metrics().borrow().current_leader != Some(self.id) {
@@ -172,7 +223,9 @@ impl NodeCtx {
                 }
                 match self.propose(group, Command::DropTableData { table }).await {
                     Ok(_) => swept.push((group, table)),
-                    Err(e) => tracing::warn!(group, table, error = %e, "sweeping dropped table failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(group, table, error = %e, "sweeping dropped table failed; will retry")
+                    }
                 }
             }
         }
@@ -235,7 +288,8 @@ pub struct Node {
 impl Node {
     /// Validates `cfg`, binds its listen address and starts the node.
     pub async fn start(cfg: NodeConfig) -> NodeResult<Node> {
-        cfg.validate().map_err(|e| NodeError::Startup(e.to_string()))?;
+        cfg.validate()
+            .map_err(|e| NodeError::Startup(e.to_string()))?;
         let listen = cfg.listen_addr();
         let listener = tokio::net::TcpListener::bind(&listen)
             .await
@@ -250,8 +304,11 @@ impl Node {
         listener: tokio::net::TcpListener,
         faults: Arc<FaultInjector>,
     ) -> NodeResult<Node> {
-        cfg.validate().map_err(|e| NodeError::Startup(e.to_string()))?;
-        let addr = listener.local_addr().map_err(|e| NodeError::Startup(e.to_string()))?;
+        cfg.validate()
+            .map_err(|e| NodeError::Startup(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| NodeError::Startup(e.to_string()))?;
         let ctx = Arc::new(NodeCtx::open(&cfg, faults).await?);
         let (stop, stop_rx) = watch::channel(false);
         let mut server_stop = stop_rx.clone();
@@ -265,7 +322,13 @@ impl Node {
             Duration::from_millis(cfg.raft.heartbeat_ms),
         ));
         tracing::info!(node = cfg.node_id, region = %cfg.region, %addr, "node started");
-        Ok(Node { ctx, addr, stop, server, tasks: vec![housekeeping, pacer] })
+        Ok(Node {
+            ctx,
+            addr,
+            stop,
+            server,
+            tasks: vec![housekeeping, pacer],
+        })
     }
 
     /// The node's shared context.

@@ -53,7 +53,10 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
     let exe = std::env::current_exe().context("locating the ferrodyn-node binary")?;
     let dir = match &args.dir {
         Some(d) => d.clone(),
-        None => tempfile::Builder::new().prefix("ferrodyn-playground-").tempdir()?.keep(),
+        None => tempfile::Builder::new()
+            .prefix("ferrodyn-playground-")
+            .tempdir()?
+            .keep(),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dir = dir.canonicalize()?;
@@ -61,7 +64,11 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
     let mut entries = if cluster_path.exists() {
         let c: ClusterFile = serde_json::from_str(&std::fs::read_to_string(&cluster_path)?)
             .with_context(|| format!("reading {}", cluster_path.display()))?;
-        println!("restarting the {}-node cluster in {}", c.nodes.len(), dir.display());
+        println!(
+            "restarting the {}-node cluster in {}",
+            c.nodes.len(),
+            dir.display()
+        );
         c.nodes
     } else {
         if args.nodes == 0 {
@@ -90,15 +97,29 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
             };
             cfg.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
             std::fs::write(node_dir.join("node.toml"), toml::to_string_pretty(&cfg)?)?;
-            entries.push(NodeEntry { id: p.id, region: cfg.region, grpc: p.grpc.clone(), pid: 0, dir: node_dir });
+            entries.push(NodeEntry {
+                id: p.id,
+                region: cfg.region,
+                grpc: p.grpc.clone(),
+                pid: 0,
+                dir: node_dir,
+            });
         }
-        println!("starting a {}-node cluster ({} partitions, rf {rf}) in {}", args.nodes, args.partitions, dir.display());
+        println!(
+            "starting a {}-node cluster ({} partitions, rf {rf}) in {}",
+            args.nodes,
+            args.partitions,
+            dir.display()
+        );
         entries
     };
 
     let mut children: Vec<(u64, Child)> = Vec::new();
     for e in entries.iter_mut() {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(e.dir.join("node.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(e.dir.join("node.log"))?;
         let child = Command::new(&exe)
             .arg("run")
             .arg("--config")
@@ -112,12 +133,27 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
         std::fs::write(e.dir.join("pid"), format!("{}\n", e.pid))?;
         children.push((e.id, child));
     }
-    write_atomically(&cluster_path, &serde_json::to_string_pretty(&ClusterFile { nodes: entries.clone() })?)?;
+    write_atomically(
+        &cluster_path,
+        &serde_json::to_string_pretty(&ClusterFile {
+            nodes: entries.clone(),
+        })?,
+    )?;
     for e in &entries {
-        println!("node {} ({}): grpc http://{}  pid {}  log {}", e.id, e.region, e.grpc, e.pid, e.dir.join("node.log").display());
+        println!(
+            "node {} ({}): grpc http://{}  pid {}  log {}",
+            e.id,
+            e.region,
+            e.grpc,
+            e.pid,
+            e.dir.join("node.log").display()
+        );
     }
     println!("cluster file: {}", cluster_path.display());
-    println!("try: ferrodyn --endpoint http://{} status     (Ctrl-C stops the cluster)", entries[0].grpc);
+    println!(
+        "try: ferrodyn --endpoint http://{} status     (Ctrl-C stops the cluster)",
+        entries[0].grpc
+    );
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut watch = tokio::time::interval(Duration::from_millis(500));

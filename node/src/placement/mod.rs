@@ -61,18 +61,31 @@ impl Layout {
         vnodes_per_node: u32,
     ) -> Result<Layout, PlacementError> {
         if partition_count == 0 {
-            return Err(PlacementError::Invalid("partition count must be at least 1".into()));
+            return Err(PlacementError::Invalid(
+                "partition count must be at least 1".into(),
+            ));
         }
         if replication_factor == 0 {
-            return Err(PlacementError::Invalid("replication_factor must be at least 1".into()));
+            return Err(PlacementError::Invalid(
+                "replication_factor must be at least 1".into(),
+            ));
         }
         if nodes.len() < replication_factor as usize {
-            return Err(PlacementError::TooFewNodes { rf: replication_factor, nodes: nodes.len() });
+            return Err(PlacementError::TooFewNodes {
+                rf: replication_factor,
+                nodes: nodes.len(),
+            });
         }
         nodes.sort_by_key(|n| n.id);
         let ids: Vec<u64> = nodes.iter().map(|n| n.id).collect();
         let replicas = ring::place(&ids, partition_count, replication_factor, vnodes_per_node);
-        Ok(Layout { epoch: 1, partition_count, replication_factor, nodes, replicas })
+        Ok(Layout {
+            epoch: 1,
+            partition_count,
+            replication_factor,
+            nodes,
+            replicas,
+        })
     }
 
     /// The node with id `id`.
@@ -82,7 +95,9 @@ impl Layout {
 
     /// Partitions with a replica on node `id`.
     pub fn partitions_of(&self, id: u64) -> Vec<u32> {
-        (0..self.partition_count).filter(|&p| self.replicas[p as usize].contains(&id)).collect()
+        (0..self.partition_count)
+            .filter(|&p| self.replicas[p as usize].contains(&id))
+            .collect()
     }
 
     /// A short fingerprint of everything that must never change under an existing data
@@ -130,7 +145,10 @@ mod tests {
     fn deterministic_regardless_of_member_order() {
         let mut rev = nodes(5);
         rev.reverse();
-        assert_eq!(Layout::initial(nodes(5), 16, 3, 64), Layout::initial(rev, 16, 3, 64));
+        assert_eq!(
+            Layout::initial(nodes(5), 16, 3, 64),
+            Layout::initial(rev, 16, 3, 64)
+        );
     }
 
     #[test]

@@ -98,6 +98,9 @@ mod tests {
             }
         }
         // 64 * 3 / 5 = 38.4 replicas per node on average.
-        assert!(per_node[1..].iter().all(|&c| (25..=52).contains(&c)), "{per_node:?}");
+        assert!(
+            per_node[1..].iter().all(|&c| (25..=52).contains(&c)),
+            "{per_node:?}"
+        );
     }
 }

@@ -50,7 +50,12 @@ impl Groups {
         let mut map = HashMap::new();
         let mut catalog_tx = Some(catalog_tx);
         let groups: Vec<u64> = std::iter::once(META_GROUP)
-            .chain(layout.partitions_of(node_id).into_iter().map(keys::group_of_partition))
+            .chain(
+                layout
+                    .partitions_of(node_id)
+                    .into_iter()
+                    .map(keys::group_of_partition),
+            )
             .collect();
         for group in groups {
             let members = members_of(layout, group);
@@ -58,7 +63,11 @@ impl Groups {
                 continue;
             }
             let log = LogStore::new(group, storage.clone());
-            let tx = if group == META_GROUP { catalog_tx.take() } else { None };
+            let tx = if group == META_GROUP {
+                catalog_tx.take()
+            } else {
+                None
+            };
             let sm = StateMachine::open(group, storage.clone(), tx).await?;
             let net = NetworkFactory::new(group, peers.clone());
             let raft = openraft::Raft::new(node_id, config.clone(), net, log, sm)
@@ -102,7 +111,11 @@ async fn initialize_once(
 ) -> Result<(), NodeError> {
     let key = keys::meta_key(group, MetaKind::Initialized);
     let done = storage
-        .read(move |db| Ok(db.get_cf(db.cf_handle(CF_RAFT_META).expect("cf"), key)?.is_some()))
+        .read(move |db| {
+            Ok(db
+                .get_cf(db.cf_handle(CF_RAFT_META).expect("cf"), key)?
+                .is_some())
+        })
         .await?;
     if done {
         return Ok(());
@@ -114,7 +127,17 @@ async fn initialize_once(
     if !already {
         let nodes: BTreeMap<u64, BasicNode> = members
             .iter()
-            .map(|id| (*id, BasicNode::new(layout.node(*id).map(|n| n.grpc_addr.clone()).unwrap_or_default())))
+            .map(|id| {
+                (
+                    *id,
+                    BasicNode::new(
+                        layout
+                            .node(*id)
+                            .map(|n| n.grpc_addr.clone())
+                            .unwrap_or_default(),
+                    ),
+                )
+            })
             .collect();
         if let Err(e) = raft.initialize(nodes).await {
             // NotAllowed means the group already has state (e.g. a crash after initializing but

@@ -58,7 +58,11 @@ impl LogStore {
         durability: Durability,
     ) -> Result<(), crate::storage::StorageError> {
         let mut b = WriteBatch::default();
-        b.put_cf(self.storage.cf(CF_RAFT_META), keys::meta_key(self.group, kind), encode(v));
+        b.put_cf(
+            self.storage.cf(CF_RAFT_META),
+            keys::meta_key(self.group, kind),
+            encode(v),
+        );
         self.storage.write(b, durability).await
     }
 }
@@ -90,7 +94,8 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 ro.set_iterate_upper_bound(upper);
                 let lower = keys::log_key(group, start);
                 let mut out = Vec::new();
-                for kv in db.iterator_cf_opt(cf, ro, IteratorMode::From(&lower, Direction::Forward)) {
+                for kv in db.iterator_cf_opt(cf, ro, IteratorMode::From(&lower, Direction::Forward))
+                {
                     let (_, v) = kv?;
                     out.push(
                         decode::<Entry<TypeConfig>>(&v)
@@ -117,11 +122,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 let mut ro = ReadOptions::default();
                 ro.set_iterate_lower_bound(keys::group_range(group).0);
                 let upper = keys::log_key(group, u64::MAX);
-                let mut it = db.iterator_cf_opt(cf, ro, IteratorMode::From(&upper, Direction::Reverse));
+                let mut it =
+                    db.iterator_cf_opt(cf, ro, IteratorMode::From(&upper, Direction::Reverse));
                 match it.next() {
                     Some(kv) => {
                         let (_, v) = kv?;
-                        Ok(Some(decode(&v).map_err(|e| crate::storage::StorageError::Corrupt(e.to_string()))?))
+                        Ok(Some(decode(&v).map_err(|e| {
+                            crate::storage::StorageError::Corrupt(e.to_string())
+                        })?))
                     }
                     None => Ok(None),
                 }
@@ -129,7 +137,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .await
             .map_err(|e| StorageIOError::read_logs(&e))?;
         let last_log_id = last.map(|e| e.log_id).or(last_purged);
-        Ok(LogState { last_purged_log_id: last_purged, last_log_id })
+        Ok(LogState {
+            last_purged_log_id: last_purged,
+            last_log_id,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -156,7 +167,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, SErr> {
-        Ok(self.get_meta::<Option<LogId<u64>>>(MetaKind::Committed).await?.flatten())
+        Ok(self
+            .get_meta::<Option<LogId<u64>>>(MetaKind::Committed)
+            .await?
+            .flatten())
     }
 
     async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), SErr>

@@ -189,7 +189,11 @@ impl Peers {
             .http2_keep_alive_interval(Duration::from_secs(5))
             .keep_alive_timeout(Duration::from_secs(5));
         let ch = ep.connect_lazy();
-        self.channels.write().expect("channels lock").entry(id).or_insert(ch.clone());
+        self.channels
+            .write()
+            .expect("channels lock")
+            .entry(id)
+            .or_insert(ch.clone());
         Some(ch)
     }
 }
@@ -271,7 +275,11 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = GroupNetwork;
 
     async fn new_client(&mut self, target: u64, _node: &BasicNode) -> GroupNetwork {
-        GroupNetwork { group: self.group, target, peers: self.peers.clone() }
+        GroupNetwork {
+            group: self.group,
+            target,
+            peers: self.peers.clone(),
+        }
     }
 }
 
@@ -319,18 +327,24 @@ impl GroupNetwork {
             payload: encode(req),
         };
         let (reply, rx) = oneshot::channel();
-        let queued = sender.send(Outgoing { req: msg, heartbeat, reply });
+        let queued = sender.send(Outgoing {
+            req: msg,
+            heartbeat,
+            reply,
+        });
         let payload = match tokio::time::timeout(option.hard_ttl(), async {
-            queued.await.map_err(|_| tonic::Status::unavailable("peer sender stopped"))?;
-            rx.await.map_err(|_| tonic::Status::unavailable("peer sender dropped the message"))?
+            queued
+                .await
+                .map_err(|_| tonic::Status::unavailable("peer sender stopped"))?;
+            rx.await
+                .map_err(|_| tonic::Status::unavailable("peer sender dropped the message"))?
         })
         .await
         {
             Err(_) => {
-                return Err(RPCError::Network(NetworkError::new(&TransportError(format!(
-                    "raft rpc to node {} timed out",
-                    self.target
-                )))))
+                return Err(RPCError::Network(NetworkError::new(&TransportError(
+                    format!("raft rpc to node {} timed out", self.target),
+                ))))
             }
             Ok(Err(status)) => {
                 let e = TransportError(format!("node {}: {}", self.target, status.message()));
@@ -341,8 +355,8 @@ impl GroupNetwork {
             }
             Ok(Ok(p)) => p,
         };
-        let result: Result<Resp, RaftError<u64, E>> = decode(&payload)
-            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let result: Result<Resp, RaftError<u64, E>> =
+            decode(&payload).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }
 }
@@ -354,7 +368,8 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<u64>, RPCError<u64, BasicNode, RaftError<u64>>> {
         let heartbeat = rpc.entries.is_empty();
-        self.call(RaftRpcKind::Append, &rpc, heartbeat, &option).await
+        self.call(RaftRpcKind::Append, &rpc, heartbeat, &option)
+            .await
     }
 
     async fn install_snapshot(

@@ -43,6 +43,9 @@ struct SnapshotPayload {
     kvs: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// A key (without its group prefix) and its value.
+type KeyValue = (Vec<u8>, Vec<u8>);
+
 type CurrentSnapshot = (SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>);
 
 /// State machine of one group.
@@ -77,7 +80,7 @@ impl StateMachine {
             .await?;
         let catalog = match catalog_tx {
             Some(tx) => {
-                let cat = storage.read(|db| load_catalog(db)).await?;
+                let cat = storage.read(load_catalog).await?;
                 tx.send_replace(Arc::new(cat.clone()));
                 Some((cat, tx))
             }
@@ -103,7 +106,10 @@ impl StateMachine {
 /// Reads the catalog from the metadata group's range.
 pub fn load_catalog(db: &DB) -> Result<Catalog, StoreErr> {
     let cf = db.cf_handle(CF_DATA).expect("cf");
-    let mut cat = Catalog { next_table_id: 1, ..Default::default() };
+    let mut cat = Catalog {
+        next_table_id: 1,
+        ..Default::default()
+    };
     let prefix = keys::catalog_tables_prefix();
     for kv in db.prefix_iterator_cf(cf, &prefix) {
         let (k, v) = kv?;
@@ -114,7 +120,8 @@ pub fn load_catalog(db: &DB) -> Result<Catalog, StoreErr> {
         cat.tables.insert(t.name.clone(), t);
     }
     if let Some(v) = db.get_cf(cf, keys::catalog_counter_key())? {
-        let (next, dropped): (u64, Vec<u64>) = decode(&v).map_err(|e| StoreErr::Corrupt(e.to_string()))?;
+        let (next, dropped): (u64, Vec<u64>) =
+            decode(&v).map_err(|e| StoreErr::Corrupt(e.to_string()))?;
         cat.next_table_id = next;
         cat.dropped = dropped;
     }
@@ -136,7 +143,14 @@ fn apply_command(
 ) -> Result<CommandResult, StoreErr> {
     let data = db.cf_handle(CF_DATA).expect("cf");
     match cmd {
-        Command::Put { table, pk, sk, item, hlc, region } => {
+        Command::Put {
+            table,
+            pk,
+            sk,
+            item,
+            hlc,
+            region,
+        } => {
             let key = keys::item_key(group, *table, pk, sk);
             // Last-writer-wins needs a local write to carry a version above the one it
             // replaces, whatever the leader's clock says.
@@ -144,13 +158,19 @@ fn apply_command(
                 Some(v) => *v,
                 None => match db.get_pinned_cf(data, &key)? {
                     Some(b) => Some(
-                        decode::<StoredItem>(&b).map_err(|e| StoreErr::Corrupt(e.to_string()))?.hlc,
+                        decode::<StoredItem>(&b)
+                            .map_err(|e| StoreErr::Corrupt(e.to_string()))?
+                            .hlc,
                     ),
                     None => None,
                 },
             };
             let version = prev.map_or(*hlc, |p| (*hlc).max(p + 1));
-            let stored = StoredItem { item: item.clone(), hlc: version, region: region.clone() };
+            let stored = StoredItem {
+                item: item.clone(),
+                hlc: version,
+                region: region.clone(),
+            };
             batch.put_cf(data, &key, encode(&stored));
             overlay.insert(key, Some(version));
             Ok(CommandResult::Done)
@@ -167,10 +187,18 @@ fn apply_command(
             overlay.clear();
             Ok(CommandResult::Done)
         }
-        Command::CreateTable { name, schema, created_ms } => {
-            let Some(cat) = catalog else { return Ok(CommandResult::Done) };
+        Command::CreateTable {
+            name,
+            schema,
+            created_ms,
+        } => {
+            let Some(cat) = catalog else {
+                return Ok(CommandResult::Done);
+            };
             if cat.tables.contains_key(name) {
-                return Ok(CommandResult::Rejected(Rejection::TableExists(name.clone())));
+                return Ok(CommandResult::Rejected(Rejection::TableExists(
+                    name.clone(),
+                )));
             }
             let desc = TableDesc {
                 id: cat.next_table_id,
@@ -182,21 +210,38 @@ fn apply_command(
             cat.next_table_id += 1;
             cat.tables.insert(name.clone(), desc.clone());
             batch.put_cf(data, keys::catalog_table_key(name), encode(&desc));
-            batch.put_cf(data, keys::catalog_counter_key(), encode(&(cat.next_table_id, &cat.dropped)));
+            batch.put_cf(
+                data,
+                keys::catalog_counter_key(),
+                encode(&(cat.next_table_id, &cat.dropped)),
+            );
             Ok(CommandResult::Table(desc))
         }
         Command::DeleteTable { name } => {
-            let Some(cat) = catalog else { return Ok(CommandResult::Done) };
+            let Some(cat) = catalog else {
+                return Ok(CommandResult::Done);
+            };
             let Some(desc) = cat.tables.remove(name) else {
-                return Ok(CommandResult::Rejected(Rejection::TableNotFound(name.clone())));
+                return Ok(CommandResult::Rejected(Rejection::TableNotFound(
+                    name.clone(),
+                )));
             };
             cat.dropped.push(desc.id);
             batch.delete_cf(data, keys::catalog_table_key(name));
-            batch.put_cf(data, keys::catalog_counter_key(), encode(&(cat.next_table_id, &cat.dropped)));
-            Ok(CommandResult::Table(TableDesc { status: TableStatus::Deleting, ..desc }))
+            batch.put_cf(
+                data,
+                keys::catalog_counter_key(),
+                encode(&(cat.next_table_id, &cat.dropped)),
+            );
+            Ok(CommandResult::Table(TableDesc {
+                status: TableStatus::Deleting,
+                ..desc
+            }))
         }
         Command::SetLayout(layout) => {
-            let Some(cat) = catalog else { return Ok(CommandResult::Done) };
+            let Some(cat) = catalog else {
+                return Ok(CommandResult::Done);
+            };
             if cat.layout.is_none() {
                 cat.layout = Some(layout.clone());
                 batch.put_cf(data, keys::catalog_layout_key(), encode(layout));
@@ -240,7 +285,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         results.push(CommandResult::Done);
                     }
                     EntryPayload::Normal(cmd) => {
-                        results.push(apply_command(db, group, cmd, &mut batch, &mut overlay, catalog.as_mut())?);
+                        results.push(apply_command(
+                            db,
+                            group,
+                            cmd,
+                            &mut batch,
+                            &mut overlay,
+                            catalog.as_mut(),
+                        )?);
                     }
                 }
             }
@@ -291,8 +343,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), SErr> {
         let bytes = snapshot.into_inner();
-        let payload: SnapshotPayload =
-            decode(&bytes).map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+        let payload: SnapshotPayload = decode(&bytes)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
         let group = self.group;
         let mut batch = WriteBatch::default();
         let (start, end) = keys::group_range(group);
@@ -307,7 +359,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
         };
-        batch.put_cf(self.storage.cf(CF_RAFT_META), keys::meta_key(group, MetaKind::Applied), encode(&applied));
+        batch.put_cf(
+            self.storage.cf(CF_RAFT_META),
+            keys::meta_key(group, MetaKind::Applied),
+            encode(&applied),
+        );
         // Fsynced: the log this snapshot replaces will be purged.
         self.storage
             .write(batch, Durability::Sync)
@@ -318,7 +374,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if self.catalog.is_some() {
             let cat = self
                 .storage
-                .read(|db| load_catalog(db))
+                .read(load_catalog)
                 .await
                 .map_err(|e| StorageIOError::read_state_machine(&e))?;
             if let Some((c, _)) = self.catalog.as_mut() {
@@ -332,7 +388,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
         let current = self.snapshot.lock().expect("snapshot slot").clone();
         if let Some((meta, data)) = current {
-            return Ok(Some(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) }));
+            return Ok(Some(Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }));
         }
         // None kept in memory (e.g. after a restart): the applied state itself is a valid
         // snapshot, since everything up to last_applied is committed.
@@ -352,7 +411,11 @@ async fn read_range(storage: &Storage, group: u64) -> Result<Vec<(Vec<u8>, Vec<u
             let mut ro = ReadOptions::default();
             ro.set_iterate_upper_bound(end);
             let mut out = Vec::new();
-            for kv in db.iterator_cf_opt(cf, ro, IteratorMode::From(&start, rocksdb::Direction::Forward)) {
+            for kv in db.iterator_cf_opt(
+                cf,
+                ro,
+                IteratorMode::From(&start, rocksdb::Direction::Forward),
+            ) {
                 let (k, v) = kv?;
                 out.push((k[8..].to_vec(), v.to_vec()));
             }
@@ -367,14 +430,17 @@ pub struct SnapshotBuilder {
     slot: Arc<std::sync::Mutex<Option<CurrentSnapshot>>>,
     applied: AppliedState,
     seq: u64,
-    data: Result<Vec<(Vec<u8>, Vec<u8>)>, StoreErr>,
+    data: Result<Vec<KeyValue>, StoreErr>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
         let kvs = std::mem::replace(&mut self.data, Ok(Vec::new()))
             .map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let payload = SnapshotPayload { applied: self.applied.clone(), kvs };
+        let payload = SnapshotPayload {
+            applied: self.applied.clone(),
+            kvs,
+        };
         let bytes = encode(&payload);
         let last = self.applied.last_applied;
         let meta = SnapshotMeta {
@@ -389,6 +455,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             ),
         };
         *self.slot.lock().expect("snapshot slot") = Some((meta.clone(), bytes.clone()));
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(bytes)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
     }
 }

@@ -47,18 +47,27 @@ impl Api {
         }
         validate_table_name(name).map_err(|e| NodeError::Validation(e.message))?;
         let ctx = &self.ctx;
-        let req = proto::DescribeTableRequest { table_name: name.to_string() };
+        let req = proto::DescribeTableRequest {
+            table_name: name.to_string(),
+        };
         let desc = on_leader(
             ctx,
             META_GROUP,
             Route::default(),
             || async {
                 ctx.read_barrier(META_GROUP).await?;
-                ctx.local_table(name).map(|t| Some(t.to_proto())).ok_or_else(|| not_found(name))
+                ctx.local_table(name)
+                    .map(|t| Some(t.to_proto()))
+                    .ok_or_else(|| not_found(name))
             },
             |ch| {
                 let r = req.clone();
-                async move { FerrodynClient::new(ch).describe_table(direct(r)).await.map(|x| x.into_inner().table) }
+                async move {
+                    FerrodynClient::new(ch)
+                        .describe_table(direct(r))
+                        .await
+                        .map(|x| x.into_inner().table)
+                }
             },
         )
         .await?
@@ -74,7 +83,11 @@ impl Api {
         })
     }
 
-    async fn create_table(&self, route: Route, req: proto::CreateTableRequest) -> NodeResult<proto::CreateTableResponse> {
+    async fn create_table(
+        &self,
+        route: Route,
+        req: proto::CreateTableRequest,
+    ) -> NodeResult<proto::CreateTableResponse> {
         validate_table_name(&req.table_name).map_err(|e| NodeError::Validation(e.message))?;
         let schema = KeySchema::from_proto(req.partition_key.clone(), req.sort_key.clone())
             .map_err(|e| NodeError::Validation(e.message))?;
@@ -90,46 +103,81 @@ impl Api {
             route,
             || async {
                 match ctx.propose(META_GROUP, cmd.clone()).await? {
-                    CommandResult::Table(t) => Ok(proto::CreateTableResponse { table: Some(t.to_proto()) }),
+                    CommandResult::Table(t) => Ok(proto::CreateTableResponse {
+                        table: Some(t.to_proto()),
+                    }),
                     CommandResult::Rejected(r) => Err(NodeCtx::rejection(r)),
-                    CommandResult::Done => Err(NodeError::Internal("create table returned no table".into())),
+                    CommandResult::Done => {
+                        Err(NodeError::Internal("create table returned no table".into()))
+                    }
                 }
             },
             |ch| {
                 let r = req.clone();
-                async move { FerrodynClient::new(ch).create_table(direct(r)).await.map(|x| x.into_inner()) }
+                async move {
+                    FerrodynClient::new(ch)
+                        .create_table(direct(r))
+                        .await
+                        .map(|x| x.into_inner())
+                }
             },
         )
         .await
     }
 
-    async fn delete_table(&self, route: Route, req: proto::DeleteTableRequest) -> NodeResult<proto::DeleteTableResponse> {
+    async fn delete_table(
+        &self,
+        route: Route,
+        req: proto::DeleteTableRequest,
+    ) -> NodeResult<proto::DeleteTableResponse> {
         validate_table_name(&req.table_name).map_err(|e| NodeError::Validation(e.message))?;
         let ctx = &self.ctx;
-        let cmd = Command::DeleteTable { name: req.table_name.clone() };
+        let cmd = Command::DeleteTable {
+            name: req.table_name.clone(),
+        };
         on_leader(
             ctx,
             META_GROUP,
             route,
             || async {
                 match ctx.propose(META_GROUP, cmd.clone()).await? {
-                    CommandResult::Table(t) => Ok(proto::DeleteTableResponse { table: Some(t.to_proto()) }),
+                    CommandResult::Table(t) => Ok(proto::DeleteTableResponse {
+                        table: Some(t.to_proto()),
+                    }),
                     CommandResult::Rejected(r) => Err(NodeCtx::rejection(r)),
-                    CommandResult::Done => Err(NodeError::Internal("delete table returned no table".into())),
+                    CommandResult::Done => {
+                        Err(NodeError::Internal("delete table returned no table".into()))
+                    }
                 }
             },
             |ch| {
                 let r = req.clone();
-                async move { FerrodynClient::new(ch).delete_table(direct(r)).await.map(|x| x.into_inner()) }
+                async move {
+                    FerrodynClient::new(ch)
+                        .delete_table(direct(r))
+                        .await
+                        .map(|x| x.into_inner())
+                }
             },
         )
         .await
     }
 
-    async fn put_item(&self, route: Route, req: proto::PutItemRequest) -> NodeResult<proto::PutItemResponse> {
+    async fn put_item(
+        &self,
+        route: Route,
+        req: proto::PutItemRequest,
+    ) -> NodeResult<proto::PutItemResponse> {
         let table = self.table(&req.table_name).await?;
-        let item = item_from_proto(req.item.clone().ok_or_else(|| NodeError::Validation("Item is required".into()))?)?;
-        table.schema.validate_item(&item).map_err(|e| NodeError::Validation(e.message))?;
+        let item = item_from_proto(
+            req.item
+                .clone()
+                .ok_or_else(|| NodeError::Validation("Item is required".into()))?,
+        )?;
+        table
+            .schema
+            .validate_item(&item)
+            .map_err(|e| NodeError::Validation(e.message))?;
         let pk = table.schema.partition_key_bytes(&item);
         let sk = table.schema.sort_key_bytes(&item).unwrap_or_default();
         let group = self.ctx.group_for_pk(&pk);
@@ -148,20 +196,38 @@ impl Api {
                     hlc: ctx.clock.now(),
                     region: ctx.region.clone(),
                 };
-                ctx.propose(group, cmd).await.map(|_| proto::PutItemResponse {})
+                ctx.propose(group, cmd)
+                    .await
+                    .map(|_| proto::PutItemResponse {})
             },
             |ch| {
                 let r = req.clone();
-                async move { FerrodynClient::new(ch).put_item(direct(r)).await.map(|x| x.into_inner()) }
+                async move {
+                    FerrodynClient::new(ch)
+                        .put_item(direct(r))
+                        .await
+                        .map(|x| x.into_inner())
+                }
             },
         )
         .await
     }
 
-    async fn delete_item(&self, route: Route, req: proto::DeleteItemRequest) -> NodeResult<proto::DeleteItemResponse> {
+    async fn delete_item(
+        &self,
+        route: Route,
+        req: proto::DeleteItemRequest,
+    ) -> NodeResult<proto::DeleteItemResponse> {
         let table = self.table(&req.table_name).await?;
-        let key = item_from_proto(req.key.clone().ok_or_else(|| NodeError::Validation("Key is required".into()))?)?;
-        table.schema.validate_key(&key).map_err(|e| NodeError::Validation(e.message))?;
+        let key = item_from_proto(
+            req.key
+                .clone()
+                .ok_or_else(|| NodeError::Validation("Key is required".into()))?,
+        )?;
+        table
+            .schema
+            .validate_key(&key)
+            .map_err(|e| NodeError::Validation(e.message))?;
         let pk = table.schema.partition_key_bytes(&key);
         let sk = table.schema.sort_key_bytes(&key).unwrap_or_default();
         let group = self.ctx.group_for_pk(&pk);
@@ -178,20 +244,38 @@ impl Api {
                     hlc: ctx.clock.now(),
                     region: ctx.region.clone(),
                 };
-                ctx.propose(group, cmd).await.map(|_| proto::DeleteItemResponse {})
+                ctx.propose(group, cmd)
+                    .await
+                    .map(|_| proto::DeleteItemResponse {})
             },
             |ch| {
                 let r = req.clone();
-                async move { FerrodynClient::new(ch).delete_item(direct(r)).await.map(|x| x.into_inner()) }
+                async move {
+                    FerrodynClient::new(ch)
+                        .delete_item(direct(r))
+                        .await
+                        .map(|x| x.into_inner())
+                }
             },
         )
         .await
     }
 
-    async fn get_item(&self, route: Route, req: proto::GetItemRequest) -> NodeResult<proto::GetItemResponse> {
+    async fn get_item(
+        &self,
+        route: Route,
+        req: proto::GetItemRequest,
+    ) -> NodeResult<proto::GetItemResponse> {
         let table = self.table(&req.table_name).await?;
-        let key = item_from_proto(req.key.clone().ok_or_else(|| NodeError::Validation("Key is required".into()))?)?;
-        table.schema.validate_key(&key).map_err(|e| NodeError::Validation(e.message))?;
+        let key = item_from_proto(
+            req.key
+                .clone()
+                .ok_or_else(|| NodeError::Validation("Key is required".into()))?,
+        )?;
+        table
+            .schema
+            .validate_key(&key)
+            .map_err(|e| NodeError::Validation(e.message))?;
         let pk = table.schema.partition_key_bytes(&key);
         let sk = table.schema.sort_key_bytes(&key).unwrap_or_default();
         let group = self.ctx.group_for_pk(&pk);
@@ -200,11 +284,18 @@ impl Api {
         let read = || async {
             let k = storage_key.clone();
             let stored = ctx.storage.read(move |db| items::get_item(db, &k)).await?;
-            Ok(proto::GetItemResponse { item: stored.map(|s| item_to_proto(&s.item)) })
+            Ok(proto::GetItemResponse {
+                item: stored.map(|s| item_to_proto(&s.item)),
+            })
         };
         let remote = |ch| {
             let r = req.clone();
-            async move { FerrodynClient::new(ch).get_item(direct(r)).await.map(|x| x.into_inner()) }
+            async move {
+                FerrodynClient::new(ch)
+                    .get_item(direct(r))
+                    .await
+                    .map(|x| x.into_inner())
+            }
         };
         if req.consistent_read {
             on_leader(
@@ -223,14 +314,19 @@ impl Api {
         }
     }
 
-    async fn query(&self, route: Route, req: proto::QueryRequest) -> NodeResult<proto::QueryResponse> {
+    async fn query(
+        &self,
+        route: Route,
+        req: proto::QueryRequest,
+    ) -> NodeResult<proto::QueryResponse> {
         let table = self.table(&req.table_name).await?;
         let schema = &table.schema;
-        let pk_value = AttributeValue::from_proto(
-            req.partition_key_value
-                .clone()
-                .ok_or_else(|| NodeError::Validation("Query condition missed key schema element: partition key value".into()))?,
-        )?;
+        let pk_value =
+            AttributeValue::from_proto(req.partition_key_value.clone().ok_or_else(|| {
+                NodeError::Validation(
+                    "Query condition missed key schema element: partition key value".into(),
+                )
+            })?)?;
         let pk_name = &schema.partition_key.name;
         let mut pk_item = Item::new();
         pk_item.insert(pk_name.clone(), pk_value);
@@ -238,9 +334,13 @@ impl Api {
             // Validate the partition key alone with the same rules as a key.
             let mut probe = pk_item.clone();
             probe.insert(sk.name.clone(), placeholder(sk.key_type));
-            schema.validate_key(&probe).map_err(|e| NodeError::Validation(e.message))?;
+            schema
+                .validate_key(&probe)
+                .map_err(|e| NodeError::Validation(e.message))?;
         } else {
-            schema.validate_key(&pk_item).map_err(|e| NodeError::Validation(e.message))?;
+            schema
+                .validate_key(&pk_item)
+                .map_err(|e| NodeError::Validation(e.message))?;
         }
         let pk = schema.partition_key_bytes(&pk_item);
         let group = self.ctx.group_for_pk(&pk);
@@ -248,15 +348,23 @@ impl Api {
         let (mut start, mut end) = sort_range(schema, &prefix, req.sort_key_condition.as_ref())?;
         if let Some(esk) = &req.exclusive_start_key {
             let esk = item_from_proto(esk.clone())?;
-            schema
-                .validate_key(&esk)
-                .map_err(|e| NodeError::Validation(format!("The provided starting key is invalid: {}", e.message)))?;
+            schema.validate_key(&esk).map_err(|e| {
+                NodeError::Validation(format!(
+                    "The provided starting key is invalid: {}",
+                    e.message
+                ))
+            })?;
             if schema.partition_key_bytes(&esk) != pk {
                 return Err(NodeError::Validation(
                     "The provided starting key is invalid: its partition key does not match the query".into(),
                 ));
             }
-            let k = keys::item_key(group, table.id, &pk, &schema.sort_key_bytes(&esk).unwrap_or_default());
+            let k = keys::item_key(
+                group,
+                table.id,
+                &pk,
+                &schema.sort_key_bytes(&esk).unwrap_or_default(),
+            );
             if req.reverse {
                 end = end.min(k);
             } else {
@@ -269,15 +377,26 @@ impl Api {
         let read = || async {
             let (s, e) = (start.clone(), end.clone());
             let page = if s < e {
-                ctx.storage.read(move |db| items::read_range(db, &s, &e, reverse, limit, PAGE_BYTES)).await?
+                ctx.storage
+                    .read(move |db| items::read_range(db, &s, &e, reverse, limit, PAGE_BYTES))
+                    .await?
             } else {
-                RangePage { items: Vec::new(), more: false, scanned: 0 }
+                RangePage {
+                    items: Vec::new(),
+                    more: false,
+                    scanned: 0,
+                }
             };
             Ok(page_response(schema, page))
         };
         let remote = |ch| {
             let r = req.clone();
-            async move { FerrodynClient::new(ch).query(direct(r)).await.map(|x| x.into_inner()) }
+            async move {
+                FerrodynClient::new(ch)
+                    .query(direct(r))
+                    .await
+                    .map(|x| x.into_inner())
+            }
         };
         if req.consistent_read {
             on_leader(
@@ -303,17 +422,32 @@ impl Api {
         let mut resume: Option<(u32, Vec<u8>)> = None;
         if let Some(esk) = &req.exclusive_start_key {
             let esk = item_from_proto(esk.clone())?;
-            schema
-                .validate_key(&esk)
-                .map_err(|e| NodeError::Validation(format!("The provided starting key is invalid: {}", e.message)))?;
+            schema.validate_key(&esk).map_err(|e| {
+                NodeError::Validation(format!(
+                    "The provided starting key is invalid: {}",
+                    e.message
+                ))
+            })?;
             let pk = schema.partition_key_bytes(&esk);
             let p = ferrodyn_client::partition::partition_of(&pk, count);
             let sk = schema.sort_key_bytes(&esk).unwrap_or_default();
-            resume = Some((p, keys::key_successor(&keys::item_key(keys::group_of_partition(p), table.id, &pk, &sk))));
+            resume = Some((
+                p,
+                keys::key_successor(&keys::item_key(
+                    keys::group_of_partition(p),
+                    table.id,
+                    &pk,
+                    &sk,
+                )),
+            ));
         }
         let (first, last) = match req.only_partition {
             Some(p) if p < count => (p, p),
-            Some(p) => return Err(NodeError::Validation(format!("partition {p} does not exist"))),
+            Some(p) => {
+                return Err(NodeError::Validation(format!(
+                    "partition {p} does not exist"
+                )))
+            }
             None => (resume.as_ref().map_or(0, |r| r.0), count - 1),
         };
         let limit = req.limit as usize;
@@ -327,16 +461,28 @@ impl Api {
                     start = start.max(k.clone());
                 }
             }
-            let want = if limit > 0 { limit - out.items.len() } else { 0 };
-            let page = self.scan_partition(p, start, end, want, PAGE_BYTES - bytes, &req).await?;
-            bytes += page.items.iter().map(|i| ferrodyn_client::value::item_size(i)).sum::<usize>();
+            let want = if limit > 0 {
+                limit - out.items.len()
+            } else {
+                0
+            };
+            let page = self
+                .scan_partition(p, start, end, want, PAGE_BYTES - bytes, &req)
+                .await?;
+            bytes += page
+                .items
+                .iter()
+                .map(ferrodyn_client::value::item_size)
+                .sum::<usize>();
             out.scanned_count += page.scanned as u32;
             out.items.extend(page.items.iter().map(item_to_proto));
             let full = (limit > 0 && out.items.len() >= limit) || bytes >= PAGE_BYTES;
             if page.more || (full && p < last) {
                 // More may follow the last item returned: hand out its key to resume from.
                 out.last_evaluated_key = out.items.last().and_then(|i| {
-                    item_from_proto(i.clone()).ok().map(|i| item_to_proto(&schema.key_of(&i)))
+                    item_from_proto(i.clone())
+                        .ok()
+                        .map(|i| item_to_proto(&schema.key_of(&i)))
                 });
                 break;
             }
@@ -361,7 +507,10 @@ impl Api {
         let group = keys::group_of_partition(p);
         let read = || async {
             let (s, e) = (start.clone(), end.clone());
-            ctx.storage.read(move |db| items::read_range(db, &s, &e, false, limit, max_bytes)).await.map_err(NodeError::from)
+            ctx.storage
+                .read(move |db| items::read_range(db, &s, &e, false, limit, max_bytes))
+                .await
+                .map_err(NodeError::from)
         };
         let hosted = ctx.groups.get(group).is_some();
         if hosted && !req.consistent_read {
@@ -380,8 +529,10 @@ impl Api {
             exclusive_start_key: req.exclusive_start_key.clone().filter(|esk| {
                 item_from_proto(esk.clone())
                     .map(|k| {
-                        ferrodyn_client::partition::partition_of(&table.schema.partition_key_bytes(&k), ctx.layout.partition_count)
-                            == p
+                        ferrodyn_client::partition::partition_of(
+                            &table.schema.partition_key_bytes(&k),
+                            ctx.layout.partition_count,
+                        ) == p
                     })
                     .unwrap_or(false)
             }),
@@ -390,7 +541,12 @@ impl Api {
         };
         let remote = |ch| {
             let r = sub.clone();
-            async move { FerrodynClient::new(ch).scan(direct(r)).await.map(|x| x.into_inner()) }
+            async move {
+                FerrodynClient::new(ch)
+                    .scan(direct(r))
+                    .await
+                    .map(|x| x.into_inner())
+            }
         };
         let resp = if req.consistent_read {
             on_leader(
@@ -402,7 +558,13 @@ impl Api {
             )
             .await?
         } else {
-            on_replica(ctx, group, || async { Err(ctx.not_leader(group, None)) }, remote).await?
+            on_replica(
+                ctx,
+                group,
+                || async { Err(ctx.not_leader(group, None)) },
+                remote,
+            )
+            .await?
         };
         let items: Result<Vec<Item>, _> = resp.items.into_iter().map(item_from_proto).collect();
         Ok(RangePage {
@@ -426,7 +588,11 @@ impl Api {
         let names: Vec<String> = cat
             .tables
             .keys()
-            .filter(|n| req.exclusive_start_table_name.as_ref().is_none_or(|s| *n > s))
+            .filter(|n| {
+                req.exclusive_start_table_name
+                    .as_ref()
+                    .is_none_or(|s| *n > s)
+            })
             .take(limit + 1)
             .cloned()
             .collect();
@@ -440,7 +606,9 @@ impl Api {
 }
 
 fn not_found(name: &str) -> NodeError {
-    NodeError::ResourceNotFound(format!("Requested resource not found: Table: {name} not found"))
+    NodeError::ResourceNotFound(format!(
+        "Requested resource not found: Table: {name} not found"
+    ))
 }
 
 /// A valid value of a key type, to validate a partition key on its own.
@@ -453,7 +621,11 @@ fn placeholder(t: KeyType) -> AttributeValue {
 }
 
 fn page_response(schema: &KeySchema, page: RangePage) -> proto::QueryResponse {
-    let lek = if page.more { page.items.last().map(|i| item_to_proto(&schema.key_of(i))) } else { None };
+    let lek = if page.more {
+        page.items.last().map(|i| item_to_proto(&schema.key_of(i)))
+    } else {
+        None
+    };
     proto::QueryResponse {
         scanned_count: page.scanned as u32,
         items: page.items.iter().map(item_to_proto).collect(),
@@ -468,16 +640,18 @@ fn sort_range(
     cond: Option<&proto::SortKeyCondition>,
 ) -> NodeResult<(Vec<u8>, Vec<u8>)> {
     let all_end = keys::prefix_end(prefix).unwrap_or_else(|| vec![0xFF; prefix.len() + 1]);
-    let Some(cond) = cond else { return Ok((prefix.to_vec(), all_end)) };
+    let Some(cond) = cond else {
+        return Ok((prefix.to_vec(), all_end));
+    };
     let Some(sk) = &schema.sort_key else {
         return Err(NodeError::Validation(
             "Query key condition not supported: the table has no sort key".into(),
         ));
     };
     let enc = |v: &Option<proto::AttributeValue>| -> NodeResult<Vec<u8>> {
-        let v = AttributeValue::from_proto(
-            v.clone().ok_or_else(|| NodeError::Validation("Sort key condition is missing a value".into()))?,
-        )?;
+        let v = AttributeValue::from_proto(v.clone().ok_or_else(|| {
+            NodeError::Validation("Sort key condition is missing a value".into())
+        })?)?;
         if !sk.key_type.matches(&v) {
             return Err(NodeError::Validation(format!(
                 "One or more parameter values were invalid: Condition parameter type does not match schema type: sort key {} is {} but the value is {}",
@@ -523,24 +697,34 @@ fn sort_range(
             (k, e)
         }
         Op::Unspecified => {
-            return Err(NodeError::Validation("Sort key condition has no operator".into()));
+            return Err(NodeError::Validation(
+                "Sort key condition has no operator".into(),
+            ));
         }
     };
     Ok(range)
 }
 
+// tonic's handler signature fixes the error type to `Status`.
+#[allow(clippy::result_large_err)]
 fn respond<T>(r: NodeResult<T>) -> Result<Response<T>, Status> {
     r.map(Response::new).map_err(Status::from)
 }
 
 #[tonic::async_trait]
 impl proto::ferrodyn_server::Ferrodyn for Api {
-    async fn create_table(&self, req: Request<proto::CreateTableRequest>) -> Result<Response<proto::CreateTableResponse>, Status> {
+    async fn create_table(
+        &self,
+        req: Request<proto::CreateTableRequest>,
+    ) -> Result<Response<proto::CreateTableResponse>, Status> {
         let route = Route::of(&req);
         respond(self.create_table(route, req.into_inner()).await)
     }
 
-    async fn delete_table(&self, req: Request<proto::DeleteTableRequest>) -> Result<Response<proto::DeleteTableResponse>, Status> {
+    async fn delete_table(
+        &self,
+        req: Request<proto::DeleteTableRequest>,
+    ) -> Result<Response<proto::DeleteTableResponse>, Status> {
         let route = Route::of(&req);
         respond(self.delete_table(route, req.into_inner()).await)
     }
@@ -550,38 +734,62 @@ impl proto::ferrodyn_server::Ferrodyn for Api {
         req: Request<proto::DescribeTableRequest>,
     ) -> Result<Response<proto::DescribeTableResponse>, Status> {
         let name = req.into_inner().table_name;
-        respond(self.table(&name).await.map(|t| proto::DescribeTableResponse { table: Some(t.to_proto()) }))
+        respond(
+            self.table(&name)
+                .await
+                .map(|t| proto::DescribeTableResponse {
+                    table: Some(t.to_proto()),
+                }),
+        )
     }
 
-    async fn list_tables(&self, req: Request<proto::ListTablesRequest>) -> Result<Response<proto::ListTablesResponse>, Status> {
+    async fn list_tables(
+        &self,
+        req: Request<proto::ListTablesRequest>,
+    ) -> Result<Response<proto::ListTablesResponse>, Status> {
         respond(self.list_tables(req.into_inner()))
     }
 
-    async fn put_item(&self, req: Request<proto::PutItemRequest>) -> Result<Response<proto::PutItemResponse>, Status> {
+    async fn put_item(
+        &self,
+        req: Request<proto::PutItemRequest>,
+    ) -> Result<Response<proto::PutItemResponse>, Status> {
         let route = Route::of(&req);
         route.check_epoch(&self.ctx)?;
         respond(self.put_item(route, req.into_inner()).await)
     }
 
-    async fn get_item(&self, req: Request<proto::GetItemRequest>) -> Result<Response<proto::GetItemResponse>, Status> {
+    async fn get_item(
+        &self,
+        req: Request<proto::GetItemRequest>,
+    ) -> Result<Response<proto::GetItemResponse>, Status> {
         let route = Route::of(&req);
         route.check_epoch(&self.ctx)?;
         respond(self.get_item(route, req.into_inner()).await)
     }
 
-    async fn delete_item(&self, req: Request<proto::DeleteItemRequest>) -> Result<Response<proto::DeleteItemResponse>, Status> {
+    async fn delete_item(
+        &self,
+        req: Request<proto::DeleteItemRequest>,
+    ) -> Result<Response<proto::DeleteItemResponse>, Status> {
         let route = Route::of(&req);
         route.check_epoch(&self.ctx)?;
         respond(self.delete_item(route, req.into_inner()).await)
     }
 
-    async fn query(&self, req: Request<proto::QueryRequest>) -> Result<Response<proto::QueryResponse>, Status> {
+    async fn query(
+        &self,
+        req: Request<proto::QueryRequest>,
+    ) -> Result<Response<proto::QueryResponse>, Status> {
         let route = Route::of(&req);
         route.check_epoch(&self.ctx)?;
         respond(self.query(route, req.into_inner()).await)
     }
 
-    async fn scan(&self, req: Request<proto::ScanRequest>) -> Result<Response<proto::ScanResponse>, Status> {
+    async fn scan(
+        &self,
+        req: Request<proto::ScanRequest>,
+    ) -> Result<Response<proto::ScanResponse>, Status> {
         respond(self.scan(req.into_inner()).await)
     }
 
@@ -599,7 +807,10 @@ impl proto::ferrodyn_server::Ferrodyn for Api {
         }))
     }
 
-    async fn local_status(&self, _req: Request<proto::LocalStatusRequest>) -> Result<Response<proto::LocalStatusResponse>, Status> {
+    async fn local_status(
+        &self,
+        _req: Request<proto::LocalStatusRequest>,
+    ) -> Result<Response<proto::LocalStatusResponse>, Status> {
         Ok(Response::new(super::status::local(&self.ctx)))
     }
 
@@ -607,6 +818,8 @@ impl proto::ferrodyn_server::Ferrodyn for Api {
         &self,
         _req: Request<proto::ClusterStatusRequest>,
     ) -> Result<Response<proto::ClusterStatusResponse>, Status> {
-        Ok(Response::new(super::status::cluster(&self.ctx, Duration::from_secs(2)).await))
+        Ok(Response::new(
+            super::status::cluster(&self.ctx, Duration::from_secs(2)).await,
+        ))
     }
 }

@@ -34,15 +34,19 @@ impl RaftService {
                 m.to, self.ctx.id
             )));
         }
-        let raft = self
-            .ctx
-            .groups
-            .get(m.group)
-            .ok_or_else(|| Status::not_found(format!("node {} hosts no group {}", self.ctx.id, m.group)))?;
+        let raft = self.ctx.groups.get(m.group).ok_or_else(|| {
+            Status::not_found(format!("node {} hosts no group {}", self.ctx.id, m.group))
+        })?;
         let payload = match RaftRpcKind::try_from(m.kind).unwrap_or(RaftRpcKind::Unspecified) {
-            RaftRpcKind::Append => encode(&raft.append_entries(decode(&m.payload).map_err(bad)?).await),
+            RaftRpcKind::Append => {
+                encode(&raft.append_entries(decode(&m.payload).map_err(bad)?).await)
+            }
             RaftRpcKind::Vote => encode(&raft.vote(decode(&m.payload).map_err(bad)?).await),
-            RaftRpcKind::Snapshot => encode(&raft.install_snapshot(decode(&m.payload).map_err(bad)?).await),
+            RaftRpcKind::Snapshot => encode(
+                &raft
+                    .install_snapshot(decode(&m.payload).map_err(bad)?)
+                    .await,
+            ),
             RaftRpcKind::Unspecified => return Err(bad("no kind")),
         };
         Ok(payload)
@@ -51,7 +55,10 @@ impl RaftService {
 
 #[tonic::async_trait]
 impl proto::raft_transport_server::RaftTransport for RaftService {
-    async fn raft(&self, req: Request<proto::RaftRequest>) -> Result<Response<proto::RaftResponse>, Status> {
+    async fn raft(
+        &self,
+        req: Request<proto::RaftRequest>,
+    ) -> Result<Response<proto::RaftResponse>, Status> {
         let payload = self.dispatch(req.into_inner()).await?;
         Ok(Response::new(proto::RaftResponse { payload }))
     }
@@ -61,12 +68,24 @@ impl proto::raft_transport_server::RaftTransport for RaftService {
         req: Request<proto::RaftBatchRequest>,
     ) -> Result<Response<proto::RaftBatchResponse>, Status> {
         // Groups are independent: handle the batch's messages concurrently.
-        let results = futures::future::join_all(req.into_inner().requests.into_iter().map(|m| self.dispatch(m))).await;
+        let results = futures::future::join_all(
+            req.into_inner()
+                .requests
+                .into_iter()
+                .map(|m| self.dispatch(m)),
+        )
+        .await;
         let responses = results
             .into_iter()
             .map(|r| match r {
-                Ok(payload) => proto::RaftBatchItem { payload, error: String::new() },
-                Err(s) => proto::RaftBatchItem { payload: Vec::new(), error: s.message().to_string() },
+                Ok(payload) => proto::RaftBatchItem {
+                    payload,
+                    error: String::new(),
+                },
+                Err(s) => proto::RaftBatchItem {
+                    payload: Vec::new(),
+                    error: s.message().to_string(),
+                },
             })
             .collect();
         Ok(Response::new(proto::RaftBatchResponse { responses }))

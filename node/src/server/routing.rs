@@ -36,16 +36,20 @@ impl Route {
         let md = req.metadata();
         Route {
             direct: md.get(ROUTE_HEADER).and_then(|v| v.to_str().ok()) == Some(ROUTE_DIRECT),
-            epoch: md.get(EPOCH_HEADER).and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok()),
+            epoch: md
+                .get(EPOCH_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|s| s.parse().ok()),
         }
     }
 
     /// Refuses a client whose partition table is from another epoch.
     pub fn check_epoch(&self, ctx: &NodeCtx) -> NodeResult<()> {
         match self.epoch {
-            Some(e) if e != 0 && e != ctx.layout.epoch => {
-                Err(NodeError::WrongShard { client: e, epoch: ctx.layout.epoch })
-            }
+            Some(e) if e != 0 && e != ctx.layout.epoch => Err(NodeError::WrongShard {
+                client: e,
+                epoch: ctx.layout.epoch,
+            }),
             _ => Ok(()),
         }
     }
@@ -54,14 +58,21 @@ impl Route {
 /// Wraps a message for forwarding: marked direct so the receiver never forwards it again.
 pub fn direct<T>(msg: T) -> tonic::Request<T> {
     let mut r = tonic::Request::new(msg);
-    r.metadata_mut().insert(ROUTE_HEADER, ROUTE_DIRECT.parse().expect("ascii"));
+    r.metadata_mut()
+        .insert(ROUTE_HEADER, ROUTE_DIRECT.parse().expect("ascii"));
     r.set_timeout(Duration::from_secs(5));
     r
 }
 
 /// Runs `local` on the leader of `group`: here if this node leads it, else forwarded with
 /// `remote` to the leader.
-pub async fn on_leader<T, L, LF, R, RF>(ctx: &NodeCtx, group: u64, route: Route, local: L, remote: R) -> NodeResult<T>
+pub async fn on_leader<T, L, LF, R, RF>(
+    ctx: &NodeCtx,
+    group: u64,
+    route: Route,
+    local: L,
+    remote: R,
+) -> NodeResult<T>
 where
     L: Fn() -> LF,
     LF: Future<Output = NodeResult<T>>,
@@ -101,7 +112,11 @@ where
                     _ => {
                         // Election in progress: wait, then ask around again.
                         rotate += 1;
-                        target = if hosted { None } else { Some(members[rotate % members.len()]) };
+                        target = if hosted {
+                            None
+                        } else {
+                            Some(members[rotate % members.len()])
+                        };
                     }
                 }
             }
@@ -128,7 +143,12 @@ where
 
 /// Runs `local` on any replica of `group`: here if hosted, else on the first reachable replica
 /// (leader first when known). Used by eventually consistent reads.
-pub async fn on_replica<T, L, LF, R, RF>(ctx: &NodeCtx, group: u64, local: L, remote: R) -> NodeResult<T>
+pub async fn on_replica<T, L, LF, R, RF>(
+    ctx: &NodeCtx,
+    group: u64,
+    local: L,
+    remote: R,
+) -> NodeResult<T>
 where
     L: Fn() -> LF,
     LF: Future<Output = NodeResult<T>>,

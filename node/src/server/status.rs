@@ -52,7 +52,9 @@ pub fn nodes(ctx: &NodeCtx, reachable: Option<&[u64]>) -> Vec<proto::NodeInfo> {
 
 /// The routing view: replicas and this node's leader hints per partition.
 pub fn partition_table(ctx: &NodeCtx) -> Vec<proto::PartitionInfo> {
-    (0..ctx.layout.partition_count).map(|p| group_info(ctx, keys::group_of_partition(p))).collect()
+    (0..ctx.layout.partition_count)
+        .map(|p| group_info(ctx, keys::group_of_partition(p)))
+        .collect()
 }
 
 /// Asks every node for its local status and merges: for each group, the report of the node
@@ -75,7 +77,11 @@ pub async fn cluster(ctx: &NodeCtx, timeout: Duration) -> proto::ClusterStatusRe
                 .map(|r| r.into_inner())
         }
     });
-    let reports: Vec<proto::LocalStatusResponse> = futures::future::join_all(asks).await.into_iter().flatten().collect();
+    let reports: Vec<proto::LocalStatusResponse> = futures::future::join_all(asks)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
     let reachable: Vec<u64> = reports.iter().map(|r| r.node_id).collect();
     let merged = |group: u64| -> proto::PartitionInfo {
         let mut best = group_info(ctx, group);
@@ -85,7 +91,10 @@ pub async fn cluster(ctx: &NodeCtx, timeout: Duration) -> proto::ClusterStatusRe
         best.last_log_index = 0;
         let mut best_rank = (false, 0u64, 0u64);
         for r in &reports {
-            if let Some(g) = r.groups.iter().find(|g| keys::group_of_partition(g.partition) == group || (group == META_GROUP && g.partition == u32::MAX)) {
+            if let Some(g) = r.groups.iter().find(|g| {
+                keys::group_of_partition(g.partition) == group
+                    || (group == META_GROUP && g.partition == u32::MAX)
+            }) {
                 let rank = (g.leader == r.node_id, g.term, g.last_applied);
                 if rank > best_rank {
                     best_rank = rank;
@@ -100,7 +109,9 @@ pub async fn cluster(ctx: &NodeCtx, timeout: Duration) -> proto::ClusterStatusRe
         partition_count: ctx.layout.partition_count,
         replication_factor: ctx.layout.replication_factor,
         nodes: nodes(ctx, Some(&reachable)),
-        partitions: (0..ctx.layout.partition_count).map(|p| merged(keys::group_of_partition(p))).collect(),
+        partitions: (0..ctx.layout.partition_count)
+            .map(|p| merged(keys::group_of_partition(p)))
+            .collect(),
         meta: Some(merged(META_GROUP)),
     }
 }

@@ -124,7 +124,9 @@ impl Storage {
 
     /// A column family handle. Panics only if the name is not one of [`ALL_CFS`].
     pub fn cf(&self, name: &str) -> &rocksdb::ColumnFamily {
-        self.db.cf_handle(name).expect("column family opened at start")
+        self.db
+            .cf_handle(name)
+            .expect("column family opened at start")
     }
 
     /// Submits `batch`; `written` runs on the writer thread once the batch is readable, `done`
@@ -138,12 +140,21 @@ impl Storage {
         done: impl FnOnce(Result<(), String>) + Send + 'static,
     ) -> Result<(), StorageError> {
         self.tx
-            .send(WriteJob { batch, durability, written, done: Box::new(done) })
+            .send(WriteJob {
+                batch,
+                durability,
+                written,
+                done: Box::new(done),
+            })
             .map_err(|_| StorageError::WriterStopped)
     }
 
     /// Writes `batch` and waits (asynchronously) until it is written with `durability`.
-    pub async fn write(&self, batch: WriteBatch, durability: Durability) -> Result<(), StorageError> {
+    pub async fn write(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+    ) -> Result<(), StorageError> {
         let (tx, rx) = oneshot::channel();
         let job = WriteJob {
             batch,
@@ -163,7 +174,9 @@ impl Storage {
                     .map_err(|e| StorageError::Task(e.to_string()))?
                     .map_err(|_| StorageError::WriterStopped)?;
             }
-            Err(std_mpsc::TrySendError::Disconnected(_)) => return Err(StorageError::WriterStopped),
+            Err(std_mpsc::TrySendError::Disconnected(_)) => {
+                return Err(StorageError::WriterStopped)
+            }
         }
         rx.await
             .map_err(|_| StorageError::WriterStopped)?
@@ -296,7 +309,7 @@ mod tests {
             t.await.unwrap();
         }
         let syncs = st.stats().syncs.load(std::sync::atomic::Ordering::Relaxed);
-        assert!(syncs >= 1 && syncs <= 200, "syncs {syncs}");
+        assert!((1..=200).contains(&syncs), "syncs {syncs}");
         let n = st
             .read(|db| {
                 let cf = db.cf_handle(CF_DATA).unwrap();

@@ -24,7 +24,9 @@ pub struct RangePage {
 pub fn get_item(db: &DB, key: &[u8]) -> Result<Option<StoredItem>, StorageError> {
     let cf = db.cf_handle(CF_DATA).expect("cf");
     match db.get_pinned_cf(cf, key)? {
-        Some(v) => Ok(Some(decode(&v).map_err(|e| StorageError::Corrupt(e.to_string()))?)),
+        Some(v) => Ok(Some(
+            decode(&v).map_err(|e| StorageError::Corrupt(e.to_string()))?,
+        )),
         None => Ok(None),
     }
 }
@@ -43,7 +45,11 @@ pub fn read_range(
     let mut ro = ReadOptions::default();
     ro.set_iterate_lower_bound(start.to_vec());
     ro.set_iterate_upper_bound(end.to_vec());
-    let mode = if reverse { IteratorMode::End } else { IteratorMode::From(start, Direction::Forward) };
+    let mode = if reverse {
+        IteratorMode::End
+    } else {
+        IteratorMode::From(start, Direction::Forward)
+    };
     let mut items = Vec::new();
     let mut bytes = 0usize;
     let mut scanned = 0usize;
@@ -59,5 +65,9 @@ pub fn read_range(
         scanned += 1;
         items.push(stored.item);
     }
-    Ok(RangePage { items, more, scanned })
+    Ok(RangePage {
+        items,
+        more,
+        scanned,
+    })
 }

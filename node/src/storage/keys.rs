@@ -79,7 +79,10 @@ pub fn meta_key(group: u64, kind: MetaKind) -> [u8; 9] {
 
 /// `[start, end)` covering every key of `group` in a group-prefixed column family.
 pub fn group_range(group: u64) -> (Vec<u8>, Vec<u8>) {
-    (group.to_be_bytes().to_vec(), (group + 1).to_be_bytes().to_vec())
+    (
+        group.to_be_bytes().to_vec(),
+        (group + 1).to_be_bytes().to_vec(),
+    )
 }
 
 /// Prefix of every item of `table` in `group`.
@@ -175,21 +178,39 @@ mod tests {
     use ferrodyn_client::{AttributeValue, Number};
 
     fn n(s: &str) -> Vec<u8> {
-        AttributeValue::N(Number::parse(s).unwrap()).key_bytes().unwrap()
+        AttributeValue::N(Number::parse(s).unwrap())
+            .key_bytes()
+            .unwrap()
     }
 
     #[test]
     fn log_keys_sort_by_group_then_index() {
-        let mut keys = vec![log_key(2, 1), log_key(1, 300), log_key(1, 2), log_key(1, 256)];
+        let mut keys = vec![
+            log_key(2, 1),
+            log_key(1, 300),
+            log_key(1, 2),
+            log_key(1, 256),
+        ];
         keys.sort();
-        assert_eq!(keys, vec![log_key(1, 2), log_key(1, 256), log_key(1, 300), log_key(2, 1)]);
+        assert_eq!(
+            keys,
+            vec![
+                log_key(1, 2),
+                log_key(1, 256),
+                log_key(1, 300),
+                log_key(2, 1)
+            ]
+        );
         assert_eq!(log_index_of(&log_key(7, 99)), 99);
     }
 
     #[test]
     fn groups_are_contiguous_ranges() {
         let (s, e) = group_range(5);
-        assert!(log_key(5, 0).as_slice() >= s.as_slice() && log_key(5, u64::MAX).as_slice() < e.as_slice());
+        assert!(
+            log_key(5, 0).as_slice() >= s.as_slice()
+                && log_key(5, u64::MAX).as_slice() < e.as_slice()
+        );
         assert!(meta_key(5, MetaKind::Vote).as_slice() < e.as_slice());
         assert!(log_key(6, 0).as_slice() >= e.as_slice());
         let ik = item_key(5, u64::MAX, &[0xFF; 10], &[0xFF; 10]);
@@ -207,7 +228,9 @@ mod tests {
 
     #[test]
     fn numeric_sort_keys_sort_numerically() {
-        let nums = ["-100", "-2.5", "-2", "-0.001", "0", "0.001", "1", "2", "10", "1E+20"];
+        let nums = [
+            "-100", "-2.5", "-2", "-0.001", "0", "0.001", "1", "2", "10", "1E+20",
+        ];
         let keys: Vec<_> = nums.iter().map(|s| item_key(1, 1, b"p", &n(s))).collect();
         let mut sorted = keys.clone();
         sorted.sort();
@@ -217,7 +240,10 @@ mod tests {
     #[test]
     fn string_sort_keys_sort_bytewise() {
         let ss = ["", "a", "aa", "ab", "b", "\u{00e9}"];
-        let keys: Vec<_> = ss.iter().map(|s| item_key(1, 1, b"p", s.as_bytes())).collect();
+        let keys: Vec<_> = ss
+            .iter()
+            .map(|s| item_key(1, 1, b"p", s.as_bytes()))
+            .collect();
         let mut sorted = keys.clone();
         sorted.sort();
         assert_eq!(keys, sorted);
@@ -236,7 +262,11 @@ mod tests {
     #[test]
     fn catalog_keys_live_in_meta_group() {
         let (s, e) = group_range(META_GROUP);
-        for k in [catalog_table_key("t"), catalog_counter_key(), catalog_layout_key()] {
+        for k in [
+            catalog_table_key("t"),
+            catalog_counter_key(),
+            catalog_layout_key(),
+        ] {
             assert!(k >= s && k < e);
         }
         assert!(catalog_table_key("t").starts_with(&catalog_tables_prefix()));

@@ -28,7 +28,9 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use ferrodyn_client::client::{QueryInput, SortCondition};
-use ferrodyn_client::{AttributeValue, Client, ClientConfig, Item, KeyAttr, KeySchema, KeyType, Number};
+use ferrodyn_client::{
+    AttributeValue, Client, ClientConfig, Item, KeyAttr, KeySchema, KeyType, Number,
+};
 
 /// Records per partition-key group (the longest short scan).
 const GROUP: u64 = 100;
@@ -109,8 +111,13 @@ pub struct BenchArgs {
 
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let v: f64 = num.parse().map_err(|_| format!("bad duration {s:?}: expected e.g. 30s, 2m, 500ms"))?;
+    let (num, unit) = s.split_at(
+        s.find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(s.len()),
+    );
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: expected e.g. 30s, 2m, 500ms"))?;
     let secs = match unit {
         "" | "s" => v,
         "ms" => v / 1000.0,
@@ -158,10 +165,9 @@ impl Stats {
     fn record(&mut self, kind: OpKind, micros: u64, ok: Result<(), String>) {
         match ok {
             Ok(()) => {
-                let h = self
-                    .hist
-                    .entry(kind)
-                    .or_insert_with(|| Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds"));
+                let h = self.hist.entry(kind).or_insert_with(|| {
+                    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("histogram bounds")
+                });
                 h.saturating_record(micros.max(1));
             }
             Err(e) => {
@@ -204,7 +210,14 @@ impl Zipf {
     fn new(n: u64, theta: f64) -> Zipf {
         let zeta2 = zeta(2, theta);
         let zetan = zeta(n.max(1), theta);
-        let mut z = Zipf { theta, zeta2, alpha: 1.0 / (1.0 - theta), n: n.max(1), zetan, eta: 0.0 };
+        let mut z = Zipf {
+            theta,
+            zeta2,
+            alpha: 1.0 / (1.0 - theta),
+            n: n.max(1),
+            zetan,
+            eta: 0.0,
+        };
         z.eta = z.eta_for();
         z
     }
@@ -240,15 +253,25 @@ fn scramble(rank: u64, n: u64) -> u64 {
 /// Key of record `i`.
 fn record_key(i: u64) -> Item {
     Item::from([
-        ("id".to_string(), AttributeValue::S(format!("user{:012}", scramble(i / GROUP, u64::MAX)))),
-        ("seq".to_string(), AttributeValue::N(Number::from(i % GROUP))),
+        (
+            "id".to_string(),
+            AttributeValue::S(format!("user{:012}", scramble(i / GROUP, u64::MAX))),
+        ),
+        (
+            "seq".to_string(),
+            AttributeValue::N(Number::from(i % GROUP)),
+        ),
     ])
 }
 
 fn record(i: u64, fields: usize, size: usize, rng: &mut impl Rng) -> Item {
     let mut item = record_key(i);
     for f in 0..fields {
-        let v: String = Alphanumeric.sample_iter(&mut *rng).take(size).map(char::from).collect();
+        let v: String = Alphanumeric
+            .sample_iter(&mut *rng)
+            .take(size)
+            .map(char::from)
+            .collect();
         item.insert(format!("field{f}"), AttributeValue::S(v));
     }
     item
@@ -285,17 +308,27 @@ impl Shared {
         match kind {
             OpKind::Read => {
                 let i = self.choose(rng);
-                self.client.get_item(t, record_key(i), a.consistent).await.map(|_| ()).map_err(|e| e.to_string())
+                self.client
+                    .get_item(t, record_key(i), a.consistent)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
             OpKind::Update => {
                 let i = self.choose(rng);
                 let item = record(i, a.fields, a.field_size, rng);
-                self.client.put_item(t, item).await.map_err(|e| e.to_string())
+                self.client
+                    .put_item(t, item)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             OpKind::Insert => {
                 let i = self.inserted.fetch_add(1, Ordering::Relaxed);
                 let item = record(i, a.fields, a.field_size, rng);
-                self.client.put_item(t, item).await.map_err(|e| e.to_string())
+                self.client
+                    .put_item(t, item)
+                    .await
+                    .map_err(|e| e.to_string())
             }
             OpKind::Scan => {
                 let i = self.choose(rng);
@@ -304,7 +337,11 @@ impl Shared {
                 q.sort = Some(SortCondition::Ge(key["seq"].clone()));
                 q.limit = rng.gen_range(1..=GROUP as u32);
                 q.consistent = a.consistent;
-                self.client.query(q).await.map(|_| ()).map_err(|e| e.to_string())
+                self.client
+                    .query(q)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
             }
             OpKind::ReadModifyWrite => {
                 let i = self.choose(rng);
@@ -314,9 +351,16 @@ impl Shared {
                     .await
                     .map_err(|e| e.to_string())?
                     .unwrap_or_else(|| record_key(i));
-                let v: String = Alphanumeric.sample_iter(&mut *rng).take(a.field_size).map(char::from).collect();
+                let v: String = Alphanumeric
+                    .sample_iter(&mut *rng)
+                    .take(a.field_size)
+                    .map(char::from)
+                    .collect();
                 item.insert("field0".into(), AttributeValue::S(v));
-                self.client.put_item(t, item).await.map_err(|e| e.to_string())
+                self.client
+                    .put_item(t, item)
+                    .await
+                    .map_err(|e| e.to_string())
             }
         }
     }
@@ -324,7 +368,10 @@ impl Shared {
 
 /// Entry point of `ferrodyn bench`.
 pub fn main(endpoints: Vec<String>, args: BenchArgs) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -352,7 +399,9 @@ async fn run(endpoints: Vec<String>, args: BenchArgs) -> Result<()> {
     if args.records == 0 {
         bail!("--records must be at least 1");
     }
-    let client = Client::connect(ClientConfig::new(endpoints)).await.context("connecting")?;
+    let client = Client::connect(ClientConfig::new(endpoints))
+        .await
+        .context("connecting")?;
     ensure_table(&client, &args.table).await?;
     if !args.skip_load {
         load(&client, &args).await?;
@@ -377,7 +426,8 @@ async fn run(endpoints: Vec<String>, args: BenchArgs) -> Result<()> {
     for w in 0..args.concurrency {
         let s = shared.clone();
         workers.push(tokio::spawn(async move {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed ^ w as u64 ^ rand::random::<u64>());
+            let mut rng =
+                rand::rngs::StdRng::seed_from_u64(0x5eed ^ w as u64 ^ rand::random::<u64>());
             loop {
                 let k = s.next_op.fetch_add(1, Ordering::Relaxed);
                 if s.args.operations.is_some_and(|n| k >= n) {
@@ -420,7 +470,12 @@ async fn run(endpoints: Vec<String>, args: BenchArgs) -> Result<()> {
                 let done = s.done_ops.load(Ordering::Relaxed);
                 let (p99, errs) = {
                     let st = s.stats.lock().expect("stats lock");
-                    let p99 = st.hist.values().map(|h| h.value_at_quantile(0.99)).max().unwrap_or(0);
+                    let p99 = st
+                        .hist
+                        .values()
+                        .map(|h| h.value_at_quantile(0.99))
+                        .max()
+                        .unwrap_or(0);
                     (p99, st.errors.values().sum::<u64>())
                 };
                 eprintln!(
@@ -450,8 +505,14 @@ async fn ensure_table(client: &Client, table: &str) -> Result<()> {
         Err(e) => return Err(e.into()),
     }
     let schema = KeySchema {
-        partition_key: KeyAttr { name: "id".into(), key_type: KeyType::S },
-        sort_key: Some(KeyAttr { name: "seq".into(), key_type: KeyType::N }),
+        partition_key: KeyAttr {
+            name: "id".into(),
+            key_type: KeyType::S,
+        },
+        sort_key: Some(KeyAttr {
+            name: "seq".into(),
+            key_type: KeyType::N,
+        }),
     };
     match client.create_table(table, &schema).await {
         Ok(_) => Ok(()),
@@ -474,7 +535,10 @@ async fn load(client: &Client, args: &BenchArgs) -> Result<()> {
                     return Ok::<(), anyhow::Error>(());
                 }
                 let item = record(i, args.fields, args.field_size, &mut rng);
-                client.put_item(&args.table, item).await.with_context(|| format!("loading record {i}"))?;
+                client
+                    .put_item(&args.table, item)
+                    .await
+                    .with_context(|| format!("loading record {i}"))?;
             }
         }));
     }
@@ -540,9 +604,14 @@ fn report(args: &BenchArgs, stats: &Stats, elapsed: Duration) {
         "workload {:?}  keys {:?}  reads {}  concurrency {}  target {}  elapsed {:.1}s",
         args.workload,
         args.distribution,
-        if args.consistent { "consistent" } else { "eventual" },
+        if args.consistent {
+            "consistent"
+        } else {
+            "eventual"
+        },
         args.concurrency,
-        args.target_rate.map_or("closed loop".to_string(), |r| format!("{r} ops/s")),
+        args.target_rate
+            .map_or("closed loop".to_string(), |r| format!("{r} ops/s")),
         secs
     );
     println!(
@@ -596,7 +665,12 @@ mod tests {
             counts[z.sample(&mut rng) as usize] += 1;
         }
         // Rank 0 is far hotter than the median rank, and every sample is in range.
-        assert!(counts[0] > 20 * counts[500].max(1), "{} vs {}", counts[0], counts[500]);
+        assert!(
+            counts[0] > 20 * counts[500].max(1),
+            "{} vs {}",
+            counts[0],
+            counts[500]
+        );
         assert_eq!(counts.iter().map(|&c| c as u64).sum::<u64>(), 100_000);
     }
 
@@ -618,12 +692,30 @@ mod tests {
             }
             m
         };
-        assert_eq!(mix(Workload::A), BTreeMap::from([(OpKind::Read, 500), (OpKind::Update, 500)]));
-        assert_eq!(mix(Workload::B), BTreeMap::from([(OpKind::Read, 950), (OpKind::Update, 50)]));
+        assert_eq!(
+            mix(Workload::A),
+            BTreeMap::from([(OpKind::Read, 500), (OpKind::Update, 500)])
+        );
+        assert_eq!(
+            mix(Workload::B),
+            BTreeMap::from([(OpKind::Read, 950), (OpKind::Update, 50)])
+        );
         assert_eq!(mix(Workload::C), BTreeMap::from([(OpKind::Read, 1000)]));
-        assert_eq!(mix(Workload::D), BTreeMap::from([(OpKind::Read, 950), (OpKind::Insert, 50)]));
-        assert_eq!(mix(Workload::E), BTreeMap::from([(OpKind::Scan, 950), (OpKind::Insert, 50)]));
-        assert_eq!(mix(Workload::F), BTreeMap::from([(OpKind::Read, 500), (OpKind::ReadModifyWrite, 500)]));
-        assert_eq!(mix(Workload::Write), BTreeMap::from([(OpKind::Update, 1000)]));
+        assert_eq!(
+            mix(Workload::D),
+            BTreeMap::from([(OpKind::Read, 950), (OpKind::Insert, 50)])
+        );
+        assert_eq!(
+            mix(Workload::E),
+            BTreeMap::from([(OpKind::Scan, 950), (OpKind::Insert, 50)])
+        );
+        assert_eq!(
+            mix(Workload::F),
+            BTreeMap::from([(OpKind::Read, 500), (OpKind::ReadModifyWrite, 500)])
+        );
+        assert_eq!(
+            mix(Workload::Write),
+            BTreeMap::from([(OpKind::Update, 1000)])
+        );
     }
 }
