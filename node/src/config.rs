@@ -63,6 +63,8 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Address the gRPC server binds (defaults to this node's `initial_cluster` address).
     pub listen: Option<String>,
+    /// Address (host:port) of the Prometheus endpoint `GET /metrics`; `None` turns it off.
+    pub metrics_listen: Option<String>,
     /// Fixed number of partitions of the cluster.
     pub partitions: u32,
     /// Replicas per partition.
@@ -84,6 +86,7 @@ impl Default for NodeConfig {
             region: "local".into(),
             data_dir: PathBuf::from("ferrodyn-data"),
             listen: None,
+            metrics_listen: None,
             partitions: 64,
             replication_factor: 3,
             vnodes_per_node: 64,
@@ -249,6 +252,17 @@ impl NodeConfig {
             l.parse::<SocketAddr>()
                 .map_err(|e| invalid("listen", format!("'{l}': {e}")))?;
         }
+        if let Some(m) = &self.metrics_listen {
+            let addr = m
+                .parse::<SocketAddr>()
+                .map_err(|e| invalid("metrics_listen", format!("'{m}': {e}")))?;
+            if self.listen_addr().parse::<SocketAddr>().ok() == Some(addr) {
+                return Err(invalid(
+                    "metrics_listen",
+                    format!("'{m}' is the gRPC address too; give metrics their own port"),
+                ));
+            }
+        }
         let r = &self.raft;
         if r.heartbeat_ms == 0 {
             return Err(invalid("raft.heartbeat_ms", "must be positive"));
@@ -333,6 +347,14 @@ mod tests {
             (Box::new(|c| c.partitions = 0), "partitions"),
             (Box::new(|c| c.replication_factor = 4), "replication_factor"),
             (Box::new(|c| c.listen = Some("nope".into())), "listen"),
+            (
+                Box::new(|c| c.metrics_listen = Some("127.0.0.1".into())),
+                "metrics_listen",
+            ),
+            (
+                Box::new(|c| c.metrics_listen = Some("127.0.0.1:7101".into())),
+                "metrics_listen",
+            ),
             (
                 Box::new(|c| c.raft.election_timeout_min_ms = 100),
                 "raft.election_timeout_min_ms",

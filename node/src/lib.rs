@@ -11,11 +11,13 @@
 //! - [`server`]: the gRPC services (public API, routing/forwarding, status, Raft transport).
 //! - [`node`]: assembling a node, and its one shutdown path.
 //! - [`clock`]: the hybrid logical clock that versions every item.
+//! - [`metrics`]: the node's Prometheus metrics and its `/metrics` HTTP endpoint.
 
 pub mod catalog;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod node;
 pub mod placement;
 pub mod raft;

@@ -41,6 +41,10 @@ struct RunArgs {
     /// Address to bind the gRPC server to.
     #[arg(long, env = "FERRODYN_LISTEN")]
     listen: Option<String>,
+    /// Address of the Prometheus endpoint (GET /metrics), e.g. 127.0.0.1:9100; off when unset
+    /// or empty.
+    #[arg(long, env = "FERRODYN_METRICS_LISTEN")]
+    metrics_listen: Option<String>,
     /// Initial cluster: ID=HOST:PORT or ID@REGION=HOST:PORT, comma separated.
     #[arg(long, env = "FERRODYN_INITIAL_CLUSTER")]
     initial_cluster: Option<String>,
@@ -72,6 +76,10 @@ impl RunArgs {
         }
         if let Some(v) = self.listen {
             cfg.listen = Some(v);
+        }
+        if let Some(v) = self.metrics_listen {
+            // An empty value turns off an endpoint the config file enables.
+            cfg.metrics_listen = Some(v).filter(|v| !v.is_empty());
         }
         if let Some(v) = self.initial_cluster {
             cfg.initial_cluster = NodeConfig::parse_initial_cluster(&v)?;

@@ -125,7 +125,12 @@ impl NodeCtx {
             .groups
             .get(group)
             .ok_or_else(|| self.not_leader(group, None))?;
-        match tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(cmd)).await {
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(cmd)).await;
+        self.storage
+            .metrics()
+            .observe_commit(matches!(r, Ok(Ok(_))), started);
+        match r {
             Err(_) => Err(NodeError::Unavailable(format!(
                 "shard {group}: write not committed within {}s (it may still apply)",
                 PROPOSE_TIMEOUT.as_secs()
@@ -150,7 +155,12 @@ impl NodeCtx {
             .groups
             .get(group)
             .ok_or_else(|| self.not_leader(group, None))?;
-        match tokio::time::timeout(PROPOSE_TIMEOUT, raft.ensure_linearizable()).await {
+        let started = std::time::Instant::now();
+        let r = tokio::time::timeout(PROPOSE_TIMEOUT, raft.ensure_linearizable()).await;
+        self.storage
+            .metrics()
+            .observe_read_index(matches!(r, Ok(Ok(_))), started);
+        match r {
             Err(_) => Err(NodeError::Unavailable(format!(
                 "shard {group}: leadership not confirmed in time"
             ))),
@@ -275,11 +285,12 @@ pub fn from_status(s: tonic::Status) -> NodeError {
     NodeError::from(WireError::from_status(&s))
 }
 
-/// A running node: its context, gRPC server and background tasks, stopped by
+/// A running node: its context, gRPC server, metrics endpoint and background tasks, stopped by
 /// [`Node::shutdown`] (the one shutdown path).
 pub struct Node {
     ctx: Arc<NodeCtx>,
     addr: std::net::SocketAddr,
+    metrics_addr: Option<std::net::SocketAddr>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -309,6 +320,20 @@ impl Node {
         let addr = listener
             .local_addr()
             .map_err(|e| NodeError::Startup(e.to_string()))?;
+        // Bound before anything else starts, so a taken port fails the start cleanly.
+        let metrics_listener = match &cfg.metrics_listen {
+            Some(m) => Some(tokio::net::TcpListener::bind(m).await.map_err(|e| {
+                NodeError::Startup(format!("cannot listen on {m} (metrics_listen): {e}"))
+            })?),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(
+                l.local_addr()
+                    .map_err(|e| NodeError::Startup(e.to_string()))?,
+            ),
+            None => None,
+        };
         let ctx = Arc::new(NodeCtx::open(&cfg, faults).await?);
         let (stop, stop_rx) = watch::channel(false);
         let mut server_stop = stop_rx.clone();
@@ -321,13 +346,31 @@ impl Node {
             stop_rx,
             Duration::from_millis(cfg.raft.heartbeat_ms),
         ));
-        tracing::info!(node = cfg.node_id, region = %cfg.region, %addr, "node started");
+        let mut tasks = vec![housekeeping, pacer];
+        if let Some(l) = metrics_listener {
+            let mut metrics_stop = stop.subscribe();
+            tasks.push(tokio::spawn(crate::metrics::serve_node(
+                ctx.clone(),
+                l,
+                async move {
+                    let _ = metrics_stop.wait_for(|s| *s).await;
+                },
+            )));
+        }
+        tracing::info!(
+            node = cfg.node_id,
+            region = %cfg.region,
+            %addr,
+            metrics = ?metrics_addr,
+            "node started"
+        );
         Ok(Node {
             ctx,
             addr,
+            metrics_addr,
             stop,
             server,
-            tasks: vec![housekeeping, pacer],
+            tasks,
         })
     }
 
@@ -341,7 +384,12 @@ impl Node {
         self.addr
     }
 
-    /// Stops serving, stops every Raft group, and waits for all of it.
+    /// The address the metrics endpoint (`GET /metrics`) is bound to, when enabled.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// Stops serving (gRPC and metrics), stops every Raft group, and waits for all of it.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {

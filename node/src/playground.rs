@@ -1,6 +1,7 @@
 //! `ferrodyn-node playground`: a local cluster in one command, each node its own OS process.
 //!
-//! Layout of DIR: `cluster.json` (nodes with id, region, grpc address, pid, dir) and one
+//! Layout of DIR: `cluster.json` (nodes with id, region, grpc address, metrics address, pid,
+//! dir) and one
 //! directory per node holding its `node.toml`, `pid`, `node.log` and data. Run again on an
 //! existing DIR, it restarts the same nodes on their data. Ctrl-C or SIGTERM stops every node
 //! cleanly (SIGTERM, then SIGKILL after a grace period).
@@ -28,10 +29,14 @@ pub struct PlaygroundArgs {
     /// Directory for the cluster's data (default: a fresh temporary directory).
     #[arg(long)]
     pub dir: Option<PathBuf>,
-    /// Node i listens on base-port + i.
+    /// Node i listens on base-port + i, and serves metrics (GET /metrics) on
+    /// base-port + 100 + i.
     #[arg(long, default_value_t = 7100)]
     pub base_port: u16,
 }
+
+/// Offset of the metrics ports from the gRPC ports.
+const METRICS_PORT_OFFSET: u64 = 100;
 
 /// One node in `cluster.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -39,6 +44,9 @@ struct NodeEntry {
     id: u64,
     region: String,
     grpc: String,
+    /// Address of the node's `/metrics` endpoint (absent in clusters made before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    metrics: Option<String>,
     pid: u32,
     dir: PathBuf,
 }
@@ -75,6 +83,14 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
             bail!("--nodes must be at least 1");
         }
         let rf = args.replication_factor.unwrap_or(args.nodes.min(3));
+        if args.base_port as u64 + METRICS_PORT_OFFSET + args.nodes as u64 > u16::MAX as u64 {
+            bail!(
+                "--base-port {} is too high for {} nodes: ports up to base-port + {} + nodes are used",
+                args.base_port,
+                args.nodes,
+                METRICS_PORT_OFFSET
+            );
+        }
         let peers: Vec<PeerConfig> = (1..=args.nodes as u64)
             .map(|id| PeerConfig {
                 id,
@@ -86,10 +102,15 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
         for p in &peers {
             let node_dir = dir.join(format!("node{}", p.id));
             std::fs::create_dir_all(&node_dir)?;
+            let metrics = format!(
+                "127.0.0.1:{}",
+                args.base_port as u64 + METRICS_PORT_OFFSET + p.id
+            );
             let cfg = NodeConfig {
                 node_id: p.id,
                 region: "local".into(),
                 data_dir: node_dir.join("data"),
+                metrics_listen: Some(metrics.clone()),
                 partitions: args.partitions,
                 replication_factor: rf,
                 initial_cluster: peers.clone(),
@@ -101,6 +122,7 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
                 id: p.id,
                 region: cfg.region,
                 grpc: p.grpc.clone(),
+                metrics: Some(metrics),
                 pid: 0,
                 dir: node_dir,
             });
@@ -140,8 +162,13 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
         })?,
     )?;
     for e in &entries {
+        let metrics = e
+            .metrics
+            .as_ref()
+            .map(|m| format!("  metrics http://{m}/metrics"))
+            .unwrap_or_default();
         println!(
-            "node {} ({}): grpc http://{}  pid {}  log {}",
+            "node {} ({}): grpc http://{}{metrics}  pid {}  log {}",
             e.id,
             e.region,
             e.grpc,

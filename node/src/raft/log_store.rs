@@ -178,11 +178,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry<TypeConfig>> + Send,
         I::IntoIter: Send,
     {
+        let started = std::time::Instant::now();
         let cf = self.storage.cf(CF_RAFT_LOG);
         let mut b = WriteBatch::default();
+        let mut count = 0usize;
         for e in entries {
             b.put_cf(cf, keys::log_key(self.group, e.log_id.index), encode(&e));
+            count += 1;
         }
+        let metrics = self.storage.metrics().clone();
         // openraft needs the entries readable when this returns, and persisted when the
         // callback fires: wait for the writer's memtable write (fast), not for the fsync, so
         // this group keeps pipelining while the fsync is shared with other groups.
@@ -194,7 +198,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 Some(Box::new(move || {
                     let _ = tx.send(());
                 })),
-                move |r| callback.log_io_completed(r.map_err(std::io::Error::other)),
+                move |r| {
+                    metrics.observe_append(count, started.elapsed());
+                    callback.log_io_completed(r.map_err(std::io::Error::other))
+                },
             )
             .map_err(|e| StorageIOError::write_logs(&e))?;
         let _ = rx.await;

@@ -267,6 +267,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
+        let started = std::time::Instant::now();
+        let count = entries.len();
         let group = self.group;
         let mut applied = self.applied.clone();
         let mut catalog = self.catalog.as_ref().map(|(c, _)| c.clone());
@@ -310,6 +312,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .write(batch, Durability::Buffered)
             .await
             .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        self.storage
+            .metrics()
+            .observe_apply(count, started.elapsed());
         self.applied = applied;
         if let (Some(new), Some((cat, _))) = (catalog, self.catalog.as_mut()) {
             if *cat != new {

@@ -5,7 +5,7 @@
 //! [`super::routing`].
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferrodyn_client::proto::ferrodyn_client::FerrodynClient;
 use ferrodyn_client::proto::{self, sort_key_condition::Op};
@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use super::routing::{direct, on_leader, on_replica, Route};
 use crate::catalog::TableDesc;
 use crate::error::{NodeError, NodeResult};
+use crate::metrics::Op as RpcOp;
 use crate::node::NodeCtx;
 use crate::raft::{Command, CommandResult};
 use crate::storage::items::{self, RangePage};
@@ -711,115 +712,153 @@ fn respond<T>(r: NodeResult<T>) -> Result<Response<T>, Status> {
     r.map(Response::new).map_err(Status::from)
 }
 
+impl Api {
+    /// Records the RPC `op` begun at `started` in the node's metrics, then answers it.
+    #[allow(clippy::result_large_err)]
+    fn finish<T>(
+        &self,
+        op: RpcOp,
+        started: Instant,
+        r: NodeResult<T>,
+    ) -> Result<Response<T>, Status> {
+        self.ctx.storage.metrics().observe_request(op, started, &r);
+        respond(r)
+    }
+
+    /// A keyed operation: refuse a stale partition table, else run `f`.
+    async fn keyed<Q, T, F, Fut>(&self, req: Request<Q>, f: F) -> NodeResult<T>
+    where
+        F: FnOnce(Route, Q) -> Fut,
+        Fut: std::future::Future<Output = NodeResult<T>>,
+    {
+        let route = Route::of(&req);
+        route.check_epoch(&self.ctx)?;
+        f(route, req.into_inner()).await
+    }
+}
+
 #[tonic::async_trait]
 impl proto::ferrodyn_server::Ferrodyn for Api {
     async fn create_table(
         &self,
         req: Request<proto::CreateTableRequest>,
     ) -> Result<Response<proto::CreateTableResponse>, Status> {
+        let started = Instant::now();
         let route = Route::of(&req);
-        respond(self.create_table(route, req.into_inner()).await)
+        let r = self.create_table(route, req.into_inner()).await;
+        self.finish(RpcOp::CreateTable, started, r)
     }
 
     async fn delete_table(
         &self,
         req: Request<proto::DeleteTableRequest>,
     ) -> Result<Response<proto::DeleteTableResponse>, Status> {
+        let started = Instant::now();
         let route = Route::of(&req);
-        respond(self.delete_table(route, req.into_inner()).await)
+        let r = self.delete_table(route, req.into_inner()).await;
+        self.finish(RpcOp::DeleteTable, started, r)
     }
 
     async fn describe_table(
         &self,
         req: Request<proto::DescribeTableRequest>,
     ) -> Result<Response<proto::DescribeTableResponse>, Status> {
+        let started = Instant::now();
         let name = req.into_inner().table_name;
-        respond(
-            self.table(&name)
-                .await
-                .map(|t| proto::DescribeTableResponse {
-                    table: Some(t.to_proto()),
-                }),
-        )
+        let r = self
+            .table(&name)
+            .await
+            .map(|t| proto::DescribeTableResponse {
+                table: Some(t.to_proto()),
+            });
+        self.finish(RpcOp::DescribeTable, started, r)
     }
 
     async fn list_tables(
         &self,
         req: Request<proto::ListTablesRequest>,
     ) -> Result<Response<proto::ListTablesResponse>, Status> {
-        respond(self.list_tables(req.into_inner()))
+        let started = Instant::now();
+        let r = self.list_tables(req.into_inner());
+        self.finish(RpcOp::ListTables, started, r)
     }
 
     async fn put_item(
         &self,
         req: Request<proto::PutItemRequest>,
     ) -> Result<Response<proto::PutItemResponse>, Status> {
-        let route = Route::of(&req);
-        route.check_epoch(&self.ctx)?;
-        respond(self.put_item(route, req.into_inner()).await)
+        let started = Instant::now();
+        let r = self.keyed(req, |rt, q| self.put_item(rt, q)).await;
+        self.finish(RpcOp::PutItem, started, r)
     }
 
     async fn get_item(
         &self,
         req: Request<proto::GetItemRequest>,
     ) -> Result<Response<proto::GetItemResponse>, Status> {
-        let route = Route::of(&req);
-        route.check_epoch(&self.ctx)?;
-        respond(self.get_item(route, req.into_inner()).await)
+        let started = Instant::now();
+        let r = self.keyed(req, |rt, q| self.get_item(rt, q)).await;
+        self.finish(RpcOp::GetItem, started, r)
     }
 
     async fn delete_item(
         &self,
         req: Request<proto::DeleteItemRequest>,
     ) -> Result<Response<proto::DeleteItemResponse>, Status> {
-        let route = Route::of(&req);
-        route.check_epoch(&self.ctx)?;
-        respond(self.delete_item(route, req.into_inner()).await)
+        let started = Instant::now();
+        let r = self.keyed(req, |rt, q| self.delete_item(rt, q)).await;
+        self.finish(RpcOp::DeleteItem, started, r)
     }
 
     async fn query(
         &self,
         req: Request<proto::QueryRequest>,
     ) -> Result<Response<proto::QueryResponse>, Status> {
-        let route = Route::of(&req);
-        route.check_epoch(&self.ctx)?;
-        respond(self.query(route, req.into_inner()).await)
+        let started = Instant::now();
+        let r = self.keyed(req, |rt, q| self.query(rt, q)).await;
+        self.finish(RpcOp::Query, started, r)
     }
 
     async fn scan(
         &self,
         req: Request<proto::ScanRequest>,
     ) -> Result<Response<proto::ScanResponse>, Status> {
-        respond(self.scan(req.into_inner()).await)
+        let started = Instant::now();
+        let r = self.scan(req.into_inner()).await;
+        self.finish(RpcOp::Scan, started, r)
     }
 
     async fn partition_table(
         &self,
         _req: Request<proto::PartitionTableRequest>,
     ) -> Result<Response<proto::PartitionTableResponse>, Status> {
+        let started = Instant::now();
         let l = &self.ctx.layout;
-        Ok(Response::new(proto::PartitionTableResponse {
+        let r = Ok(proto::PartitionTableResponse {
             epoch: l.epoch,
             partition_count: l.partition_count,
             replication_factor: l.replication_factor,
             nodes: super::status::nodes(&self.ctx, None),
             partitions: super::status::partition_table(&self.ctx),
-        }))
+        });
+        self.finish(RpcOp::PartitionTable, started, r)
     }
 
     async fn local_status(
         &self,
         _req: Request<proto::LocalStatusRequest>,
     ) -> Result<Response<proto::LocalStatusResponse>, Status> {
-        Ok(Response::new(super::status::local(&self.ctx)))
+        let started = Instant::now();
+        let r = Ok(super::status::local(&self.ctx));
+        self.finish(RpcOp::LocalStatus, started, r)
     }
 
     async fn cluster_status(
         &self,
         _req: Request<proto::ClusterStatusRequest>,
     ) -> Result<Response<proto::ClusterStatusResponse>, Status> {
-        Ok(Response::new(
-            super::status::cluster(&self.ctx, Duration::from_secs(2)).await,
-        ))
+        let started = Instant::now();
+        let r = Ok(super::status::cluster(&self.ctx, Duration::from_secs(2)).await);
+        self.finish(RpcOp::ClusterStatus, started, r)
     }
 }

@@ -16,11 +16,13 @@ use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
+use std::time::Instant;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, WriteBatch, WriteOptions, DB};
 use tokio::sync::oneshot;
 
 use super::keys::ALL_CFS;
+use crate::metrics::Metrics;
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +80,7 @@ pub struct Storage {
     db: Arc<DB>,
     tx: std_mpsc::SyncSender<WriteJob>,
     stats: Arc<WriterStats>,
+    metrics: Arc<Metrics>,
 }
 
 /// Most jobs the writer takes into one group commit.
@@ -104,12 +107,18 @@ impl Storage {
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?);
         let (tx, rx) = std_mpsc::sync_channel::<WriteJob>(QUEUE_DEPTH);
         let stats = Arc::new(WriterStats::default());
-        let (wdb, wstats) = (db.clone(), stats.clone());
+        let metrics = Arc::new(Metrics::new());
+        let (wdb, wstats, wmetrics) = (db.clone(), stats.clone(), metrics.clone());
         thread::Builder::new()
             .name("ferrodyn-writer".into())
-            .spawn(move || writer_loop(wdb, rx, wstats))
+            .spawn(move || writer_loop(wdb, rx, wstats, wmetrics))
             .map_err(|e| StorageError::Task(e.to_string()))?;
-        Ok(Storage { db, tx, stats })
+        Ok(Storage {
+            db,
+            tx,
+            stats,
+            metrics,
+        })
     }
 
     /// The database, for reads inside [`Storage::read`] closures.
@@ -120,6 +129,11 @@ impl Storage {
     /// Writer statistics.
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
+    }
+
+    /// The node's Prometheus metrics (one registry per opened database, so per node).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// A column family handle. Panics only if the name is not one of [`ALL_CFS`].
@@ -196,14 +210,19 @@ impl Storage {
     }
 }
 
-fn writer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterStats>) {
+fn writer_loop(
+    db: Arc<DB>,
+    rx: std_mpsc::Receiver<WriteJob>,
+    stats: Arc<WriterStats>,
+    metrics: Arc<Metrics>,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     let (sync_tx, sync_rx) = std_mpsc::channel::<WriteJob>();
     {
-        let (db, stats) = (db.clone(), stats.clone());
+        let (db, stats, metrics) = (db.clone(), stats.clone(), metrics.clone());
         if let Err(e) = thread::Builder::new()
             .name("ferrodyn-syncer".into())
-            .spawn(move || syncer_loop(db, sync_rx, stats))
+            .spawn(move || syncer_loop(db, sync_rx, stats, metrics))
         {
             tracing::error!(error = %e, "cannot start the WAL syncer thread");
             return;
@@ -220,6 +239,7 @@ fn writer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterS
                 Err(_) => break,
             }
         }
+        metrics.observe_write_round(group.len());
         let mut result: Result<(), String> = Ok(());
         let mut synced: Vec<WriteJob> = Vec::with_capacity(group.len());
         for mut job in group.drain(..) {
@@ -268,7 +288,12 @@ fn writer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterS
 /// Fsyncs the WAL for every job the writer has written, many jobs per fsync: a job reaches
 /// this thread only after its batch is in the WAL, so one `FlushWAL(sync)` covers all jobs
 /// queued when it starts.
-fn syncer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterStats>) {
+fn syncer_loop(
+    db: Arc<DB>,
+    rx: std_mpsc::Receiver<WriteJob>,
+    stats: Arc<WriterStats>,
+    metrics: Arc<Metrics>,
+) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut round: Vec<WriteJob> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -276,7 +301,9 @@ fn syncer_loop(db: Arc<DB>, rx: std_mpsc::Receiver<WriteJob>, stats: Arc<WriterS
         while let Ok(job) = rx.try_recv() {
             round.push(job);
         }
+        let started = Instant::now();
         let result = db.flush_wal(true).map_err(|e| e.to_string());
+        metrics.observe_fsync(round.len(), started.elapsed());
         stats.syncs.fetch_add(1, Relaxed);
         if let Err(e) = &result {
             tracing::error!(error = %e, "WAL fsync failed; failing {} writes", round.len());
