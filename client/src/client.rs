@@ -194,7 +194,9 @@ struct Inner {
 /// Where a request should go.
 enum Route {
     /// To the leader of the partition of these partition-key bytes, with the direct header.
-    Key(Vec<u8>),
+    /// The flag tells whether only the leader can answer (writes, consistent reads): a
+    /// success then proves the target leads, and it is remembered as the leader.
+    Key(Vec<u8>, bool),
     /// To any reachable node, which forwards.
     Any,
 }
@@ -574,7 +576,10 @@ impl Client {
         key: Item,
         consistent: bool,
     ) -> Result<Option<Item>, WireError> {
-        let route = self.route_for_key(table, &key).await?;
+        let route = match self.route_for_key(table, &key).await? {
+            Route::Key(bytes, _) => Route::Key(bytes, consistent),
+            other => other,
+        };
         let req = proto::GetItemRequest {
             table_name: table.to_owned(),
             key: Some(value::item_to_proto(&key)),
@@ -611,7 +616,7 @@ impl Client {
     /// Reads one page of a partition, in sort-key order.
     pub async fn query(&self, q: QueryInput) -> Result<Page, WireError> {
         let route = match q.partition_key.key_bytes() {
-            Some(bytes) => Route::Key(bytes),
+            Some(bytes) => Route::Key(bytes, q.consistent),
             None => Route::Any,
         };
         let req = proto::QueryRequest {
@@ -713,7 +718,7 @@ impl Client {
             .get(&schema.partition_key.name)
             .and_then(AttributeValue::key_bytes)
         {
-            Some(bytes) => Ok(Route::Key(bytes)),
+            Some(bytes) => Ok(Route::Key(bytes, true)),
             None => {
                 lock(&self.inner.schemas).remove(table);
                 Ok(Route::Any)
@@ -752,7 +757,7 @@ impl Client {
     ) -> Result<(String, Option<u32>, Meta), WireError> {
         let routes = lock(&self.inner.routes);
         let partition = match route {
-            Route::Key(bytes) => routes.partition_for(bytes),
+            Route::Key(bytes, _) => routes.partition_for(bytes),
             Route::Any => None,
         };
         let candidates = routes.candidates(partition, &self.inner.endpoints);
@@ -820,8 +825,13 @@ impl Client {
                         .max_encoding_message_size(MAX_MESSAGE_BYTES);
                     match tokio::time::timeout(config.request_timeout, send(client, meta)).await {
                         Ok(Ok(resp)) => {
-                            if partition.is_none() {
-                                lock(&self.inner.routes).preferred = Some(target);
+                            let mut routes = lock(&self.inner.routes);
+                            match (partition, route) {
+                                (None, _) => routes.preferred = Some(target),
+                                // Only the leader answers these: remember who did, so the
+                                // next request skips stale leaders and hops.
+                                (Some(p), Route::Key(_, true)) => routes.set_leader(p, target),
+                                (Some(_), _) => {}
                             }
                             return Ok(resp.into_inner());
                         }
