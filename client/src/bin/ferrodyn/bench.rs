@@ -9,6 +9,13 @@
 //! one group. Key choice: zipfian (θ = 0.99, scrambled so hot keys spread over partitions),
 //! uniform, or latest.
 //!
+//! `--target etcd://host:port,...` sends the same operations, chosen by the same generator, to an
+//! etcd cluster instead (the peer in `scripts/bench-compare`): record `i` is key
+//! `<table>/<id>/<seq>` (seq zero-padded, so a group's records are contiguous and in order) whose
+//! value is the same item as DynamoDB JSON; reads are linearizable with `--consistent` and
+//! serializable otherwise; a short scan is a range get over the group with a limit. Without
+//! `--target` (or with `ferrodyn://host:port,...`) the Ferrodyn cluster of `--endpoint` is used.
+//!
 //! With `--target-rate`, operations follow a fixed schedule (open loop) and each latency is
 //! measured from the operation's *scheduled* start, so time spent queued behind slow
 //! operations is counted (no coordinated omission). Without it, `--concurrency` workers run
@@ -28,6 +35,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use ferrodyn_client::client::{QueryInput, SortCondition};
+use ferrodyn_client::value::{item_from_json, item_to_json};
 use ferrodyn_client::{
     AttributeValue, Client, ClientConfig, Item, KeyAttr, KeySchema, KeyType, Number,
 };
@@ -107,6 +115,61 @@ pub struct BenchArgs {
     /// Print the result as one JSON document instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// System to drive: `etcd://host:port,host:port,...` (the peer) or
+    /// `ferrodyn://host:port,...` (default: the Ferrodyn cluster of --endpoint).
+    #[arg(long, value_parser = parse_target, value_name = "URL")]
+    pub target: Option<Target>,
+}
+
+/// The system a benchmark drives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A Ferrodyn cluster, bootstrapped from these `http://host:port` endpoints.
+    Ferrodyn(Vec<String>),
+    /// An etcd cluster at these `http://host:port` client URLs.
+    Etcd(Vec<String>),
+}
+
+impl Target {
+    fn name(&self) -> &'static str {
+        match self {
+            Target::Ferrodyn(_) => "ferrodyn",
+            Target::Etcd(_) => "etcd",
+        }
+    }
+}
+
+/// Parses `etcd://host:port,host:port` or `ferrodyn://host:port,...`.
+fn parse_target(s: &str) -> std::result::Result<Target, String> {
+    let usage = "expected etcd://host:port,host:port,... or ferrodyn://host:port,...";
+    let (scheme, rest) = s
+        .trim()
+        .split_once("://")
+        .ok_or_else(|| format!("bad --target {s:?}: {usage}"))?;
+    let mut urls = Vec::new();
+    for hp in rest.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        let (host, port) = hp
+            .rsplit_once(':')
+            .ok_or_else(|| format!("bad address {hp:?} in --target: expected host:port"))?;
+        if host.is_empty() || hp.contains('/') {
+            return Err(format!(
+                "bad address {hp:?} in --target: expected host:port"
+            ));
+        }
+        match port.parse::<u16>() {
+            Ok(p) if p > 0 => {}
+            _ => return Err(format!("bad port {port:?} in --target address {hp:?}")),
+        }
+        urls.push(format!("http://{hp}"));
+    }
+    if urls.is_empty() {
+        return Err(format!("no address in --target {s:?}: {usage}"));
+    }
+    match scheme.to_ascii_lowercase().as_str() {
+        "etcd" => Ok(Target::Etcd(urls)),
+        "ferrodyn" => Ok(Target::Ferrodyn(urls)),
+        other => Err(format!("unknown --target scheme {other:?}: {usage}")),
+    }
 }
 
 fn parse_duration(s: &str) -> std::result::Result<Duration, String> {
@@ -250,18 +313,31 @@ fn scramble(rank: u64, n: u64) -> u64 {
     xxhash_rust::xxh3::xxh3_64(&rank.to_be_bytes()) % n.max(1)
 }
 
+/// Partition key (group id) of record `i`.
+fn group_id(i: u64) -> String {
+    format!("user{:012}", scramble(i / GROUP, u64::MAX))
+}
+
 /// Key of record `i`.
 fn record_key(i: u64) -> Item {
     Item::from([
-        (
-            "id".to_string(),
-            AttributeValue::S(format!("user{:012}", scramble(i / GROUP, u64::MAX))),
-        ),
+        ("id".to_string(), AttributeValue::S(group_id(i))),
         (
             "seq".to_string(),
             AttributeValue::N(Number::from(i % GROUP)),
         ),
     ])
+}
+
+/// etcd key of record `i`: `<table>/<id>/<seq>`, seq zero-padded so a group sorts by seq.
+fn etcd_key(table: &str, i: u64) -> String {
+    format!("{table}/{}/{:03}", group_id(i), i % GROUP)
+}
+
+/// End (exclusive) of the etcd range holding record `i`'s group: the prefix
+/// `<table>/<id>/` with its last byte, '/', raised to '0'.
+fn etcd_group_end(table: &str, i: u64) -> String {
+    format!("{table}/{}0", group_id(i))
 }
 
 fn record(i: u64, fields: usize, size: usize, rng: &mut impl Rng) -> Item {
@@ -277,8 +353,116 @@ fn record(i: u64, fields: usize, size: usize, rng: &mut impl Rng) -> Item {
     item
 }
 
+/// A connection to the system under test. Every operation of the generator goes through
+/// these methods, so both systems are driven by identical code (same mix, same key choice).
+#[derive(Clone)]
+enum Backend {
+    Ferrodyn(Client),
+    Etcd(etcd_client::KvClient),
+}
+
+impl Backend {
+    async fn connect(target: &Target) -> Result<Backend> {
+        Ok(match target {
+            Target::Ferrodyn(endpoints) => Backend::Ferrodyn(
+                Client::connect(ClientConfig::new(endpoints.clone()))
+                    .await
+                    .context("connecting to Ferrodyn")?,
+            ),
+            Target::Etcd(urls) => {
+                let opts = etcd_client::ConnectOptions::new()
+                    .with_connect_timeout(Duration::from_secs(2))
+                    .with_timeout(Duration::from_secs(5));
+                let client = etcd_client::Client::connect(urls, Some(opts))
+                    .await
+                    .context("connecting to etcd")?;
+                Backend::Etcd(client.kv_client())
+            }
+        })
+    }
+
+    /// Makes the table ready (Ferrodyn) or checks that the cluster answers (etcd).
+    async fn prepare(&mut self, table: &str) -> Result<()> {
+        match self {
+            Backend::Ferrodyn(c) => ensure_table(c, table).await,
+            Backend::Etcd(kv) => {
+                let opts = etcd_client::GetOptions::new()
+                    .with_prefix()
+                    .with_count_only();
+                kv.get(format!("{table}/"), Some(opts))
+                    .await
+                    .context("etcd does not answer")?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes record `i` (an insert or a blind update).
+    async fn put(&mut self, table: &str, i: u64, item: Item) -> Result<()> {
+        match self {
+            Backend::Ferrodyn(c) => Ok(c.put_item(table, item).await?),
+            Backend::Etcd(kv) => {
+                let value = serde_json::to_vec(&item_to_json(&item))?;
+                kv.put(etcd_key(table, i), value, None).await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Reads record `i`.
+    async fn get(&mut self, table: &str, i: u64, consistent: bool) -> Result<Option<Item>> {
+        match self {
+            Backend::Ferrodyn(c) => Ok(c.get_item(table, record_key(i), consistent).await?),
+            Backend::Etcd(kv) => {
+                let mut opts = etcd_client::GetOptions::new();
+                if !consistent {
+                    opts = opts.with_serializable();
+                }
+                let resp = kv.get(etcd_key(table, i), Some(opts)).await?;
+                match resp.kvs().first() {
+                    Some(kv) => Ok(Some(decode_item(kv.value())?)),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Reads up to `limit` records of record `i`'s group, from record `i` on.
+    async fn scan(&mut self, table: &str, i: u64, limit: u32, consistent: bool) -> Result<usize> {
+        match self {
+            Backend::Ferrodyn(c) => {
+                let key = record_key(i);
+                let mut q = QueryInput::new(table.to_owned(), key["id"].clone());
+                q.sort = Some(SortCondition::Ge(key["seq"].clone()));
+                q.limit = limit;
+                q.consistent = consistent;
+                Ok(c.query(q).await?.items.len())
+            }
+            Backend::Etcd(kv) => {
+                let mut opts = etcd_client::GetOptions::new()
+                    .with_range(etcd_group_end(table, i))
+                    .with_limit(i64::from(limit));
+                if !consistent {
+                    opts = opts.with_serializable();
+                }
+                let resp = kv.get(etcd_key(table, i), Some(opts)).await?;
+                for kv in resp.kvs() {
+                    decode_item(kv.value())?;
+                }
+                Ok(resp.kvs().len())
+            }
+        }
+    }
+}
+
+/// An item stored in etcd as DynamoDB JSON.
+fn decode_item(bytes: &[u8]) -> Result<Item> {
+    let json: serde_json::Value = serde_json::from_slice(bytes).context("item JSON")?;
+    Ok(item_from_json(&json)?)
+}
+
 struct Shared {
-    client: Client,
+    backend: Backend,
     args: BenchArgs,
     zipf: Zipf,
     /// Records inserted so far (the key space grows with inserts).
@@ -302,67 +486,52 @@ impl Shared {
         op_for(self.args.workload, rng.gen())
     }
 
-    async fn run_op(&self, kind: OpKind, rng: &mut rand::rngs::StdRng) -> Result<(), String> {
+    async fn run_op(
+        &self,
+        kind: OpKind,
+        b: &mut Backend,
+        rng: &mut rand::rngs::StdRng,
+    ) -> Result<(), String> {
         let t = &self.args.table;
         let a = &self.args;
-        match kind {
+        let r = match kind {
             OpKind::Read => {
                 let i = self.choose(rng);
-                self.client
-                    .get_item(t, record_key(i), a.consistent)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                b.get(t, i, a.consistent).await.map(|_| ())
             }
             OpKind::Update => {
                 let i = self.choose(rng);
                 let item = record(i, a.fields, a.field_size, rng);
-                self.client
-                    .put_item(t, item)
-                    .await
-                    .map_err(|e| e.to_string())
+                b.put(t, i, item).await
             }
             OpKind::Insert => {
                 let i = self.inserted.fetch_add(1, Ordering::Relaxed);
                 let item = record(i, a.fields, a.field_size, rng);
-                self.client
-                    .put_item(t, item)
-                    .await
-                    .map_err(|e| e.to_string())
+                b.put(t, i, item).await
             }
             OpKind::Scan => {
                 let i = self.choose(rng);
-                let key = record_key(i);
-                let mut q = QueryInput::new(t.clone(), key["id"].clone());
-                q.sort = Some(SortCondition::Ge(key["seq"].clone()));
-                q.limit = rng.gen_range(1..=GROUP as u32);
-                q.consistent = a.consistent;
-                self.client
-                    .query(q)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                let limit = rng.gen_range(1..=GROUP as u32);
+                b.scan(t, i, limit, a.consistent).await.map(|_| ())
             }
             OpKind::ReadModifyWrite => {
                 let i = self.choose(rng);
-                let mut item = self
-                    .client
-                    .get_item(t, record_key(i), true)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .unwrap_or_else(|| record_key(i));
-                let v: String = Alphanumeric
-                    .sample_iter(&mut *rng)
-                    .take(a.field_size)
-                    .map(char::from)
-                    .collect();
-                item.insert("field0".into(), AttributeValue::S(v));
-                self.client
-                    .put_item(t, item)
-                    .await
-                    .map_err(|e| e.to_string())
+                match b.get(t, i, true).await {
+                    Ok(item) => {
+                        let mut item = item.unwrap_or_else(|| record_key(i));
+                        let v: String = Alphanumeric
+                            .sample_iter(&mut *rng)
+                            .take(a.field_size)
+                            .map(char::from)
+                            .collect();
+                        item.insert("field0".into(), AttributeValue::S(v));
+                        b.put(t, i, item).await
+                    }
+                    Err(e) => Err(e),
+                }
             }
-        }
+        };
+        r.map_err(|e| format!("{e:#}"))
     }
 }
 
@@ -399,15 +568,14 @@ async fn run(endpoints: Vec<String>, args: BenchArgs) -> Result<()> {
     if args.records == 0 {
         bail!("--records must be at least 1");
     }
-    let client = Client::connect(ClientConfig::new(endpoints))
-        .await
-        .context("connecting")?;
-    ensure_table(&client, &args.table).await?;
+    let target = args.target.clone().unwrap_or(Target::Ferrodyn(endpoints));
+    let mut backend = Backend::connect(&target).await?;
+    backend.prepare(&args.table).await?;
     if !args.skip_load {
-        load(&client, &args).await?;
+        load(&backend, &args).await?;
     }
     let shared = Arc::new(Shared {
-        client,
+        backend,
         zipf: Zipf::new(args.records, 0.99),
         inserted: AtomicU64::new(args.records),
         next_op: AtomicU64::new(0),
@@ -428,6 +596,7 @@ async fn run(endpoints: Vec<String>, args: BenchArgs) -> Result<()> {
         workers.push(tokio::spawn(async move {
             let mut rng =
                 rand::rngs::StdRng::seed_from_u64(0x5eed ^ w as u64 ^ rand::random::<u64>());
+            let mut backend = s.backend.clone();
             loop {
                 let k = s.next_op.fetch_add(1, Ordering::Relaxed);
                 if s.args.operations.is_some_and(|n| k >= n) {
@@ -452,7 +621,7 @@ async fn run(endpoints: Vec<String>, args: BenchArgs) -> Result<()> {
                     }
                 };
                 let kind = s.pick_op(&mut rng);
-                let r = s.run_op(kind, &mut rng).await;
+                let r = s.run_op(kind, &mut backend, &mut rng).await;
                 let micros = intended.elapsed().as_micros() as u64;
                 s.stats.lock().expect("stats lock").record(kind, micros, r);
                 s.done_ops.fetch_add(1, Ordering::Relaxed);
@@ -494,7 +663,7 @@ async fn run(endpoints: Vec<String>, args: BenchArgs) -> Result<()> {
     progress.abort();
     let elapsed = start.elapsed();
     let stats = shared.stats.lock().expect("stats lock");
-    report(&args, &stats, elapsed);
+    report(&args, target.name(), &stats, elapsed);
     Ok(())
 }
 
@@ -521,12 +690,12 @@ async fn ensure_table(client: &Client, table: &str) -> Result<()> {
     }
 }
 
-async fn load(client: &Client, args: &BenchArgs) -> Result<()> {
+async fn load(backend: &Backend, args: &BenchArgs) -> Result<()> {
     let next = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.concurrency.max(16) {
-        let (client, next, args) = (client.clone(), next.clone(), args.clone());
+        let (mut backend, next, args) = (backend.clone(), next.clone(), args.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(w as u64);
             loop {
@@ -535,8 +704,8 @@ async fn load(client: &Client, args: &BenchArgs) -> Result<()> {
                     return Ok::<(), anyhow::Error>(());
                 }
                 let item = record(i, args.fields, args.field_size, &mut rng);
-                client
-                    .put_item(&args.table, item)
+                backend
+                    .put(&args.table, i, item)
                     .await
                     .with_context(|| format!("loading record {i}"))?;
             }
@@ -557,7 +726,7 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn report(args: &BenchArgs, stats: &Stats, elapsed: Duration) {
+fn report(args: &BenchArgs, target: &str, stats: &Stats, elapsed: Duration) {
     let secs = elapsed.as_secs_f64();
     let total: u64 = stats.hist.values().map(|h| h.len()).sum();
     let errors: u64 = stats.errors.values().sum();
@@ -584,6 +753,7 @@ fn report(args: &BenchArgs, stats: &Stats, elapsed: Duration) {
             ops.insert(k.name().into(), r);
         }
         let doc = json!({
+            "target": target,
             "workload": format!("{:?}", args.workload).to_lowercase(),
             "distribution": format!("{:?}", args.distribution).to_lowercase(),
             "consistent": args.consistent,
@@ -601,7 +771,7 @@ fn report(args: &BenchArgs, stats: &Stats, elapsed: Duration) {
         return;
     }
     println!(
-        "workload {:?}  keys {:?}  reads {}  concurrency {}  target {}  elapsed {:.1}s",
+        "{target}: workload {:?}  keys {:?}  reads {}  concurrency {}  rate {}  elapsed {:.1}s",
         args.workload,
         args.distribution,
         if args.consistent {
@@ -717,5 +887,72 @@ mod tests {
             mix(Workload::Write),
             BTreeMap::from([(OpKind::Update, 1000)])
         );
+    }
+
+    #[test]
+    fn targets_parse() {
+        assert_eq!(
+            parse_target("etcd://127.0.0.1:2379,127.0.0.1:22379").unwrap(),
+            Target::Etcd(vec![
+                "http://127.0.0.1:2379".into(),
+                "http://127.0.0.1:22379".into()
+            ])
+        );
+        assert_eq!(
+            parse_target("ferrodyn://localhost:8101").unwrap(),
+            Target::Ferrodyn(vec!["http://localhost:8101".into()])
+        );
+        assert_eq!(
+            parse_target(" ETCD://a:1, b:2 ,").unwrap(),
+            Target::Etcd(vec!["http://a:1".into(), "http://b:2".into()])
+        );
+        for bad in [
+            "127.0.0.1:2379",
+            "etcd://",
+            "etcd://host",
+            "etcd://host:port",
+            "etcd://host:0",
+            "etcd://host:70000",
+            "etcd://:2379",
+            "etcd://h:1/x",
+            "redis://h:1",
+        ] {
+            assert!(parse_target(bad).is_err(), "{bad} should not parse");
+        }
+    }
+
+    #[test]
+    fn etcd_keys_keep_a_group_contiguous_and_in_order() {
+        let t = "usertable";
+        let k = etcd_key(t, 5);
+        assert!(k.starts_with("usertable/user"), "{k}");
+        assert!(k.ends_with("/005"), "{k}");
+        assert_eq!(k.matches('/').count(), 2);
+        // Record i's group is exactly [key of the group's first record, group end).
+        let end = etcd_group_end(t, 5);
+        let keys: Vec<String> = (0..GROUP).map(|i| etcd_key(t, i)).collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]), "seq order");
+        assert!(keys.iter().all(|k| k.as_str() < end.as_str()));
+        assert_eq!(etcd_group_end(t, 0), etcd_group_end(t, GROUP - 1));
+        for other in [GROUP, 7 * GROUP + 3, 12_345] {
+            let o = etcd_key(t, other);
+            assert!(
+                !(keys[0] <= o && o < end),
+                "{o} leaks into {}..{end}",
+                keys[0]
+            );
+        }
+        // A longer id sharing the prefix sorts past the end ('/' < '0' <= any digit).
+        let longer = format!("{t}/{}7/000", group_id(0));
+        assert!(longer > end);
+    }
+
+    #[test]
+    fn etcd_values_round_trip_as_json() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let item = record(42, 3, 10, &mut rng);
+        let bytes = serde_json::to_vec(&item_to_json(&item)).unwrap();
+        assert_eq!(decode_item(&bytes).unwrap(), item);
+        assert!(decode_item(b"not json").is_err());
     }
 }
