@@ -412,6 +412,7 @@ async fn heartbeats(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>, every: D
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
+        ctx.peers.begin_heartbeat_burst();
         for (_, raft) in ctx.groups.iter() {
             let leads = raft.metrics().borrow().current_leader == Some(ctx.id);
             if leads {

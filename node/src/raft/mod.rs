@@ -133,7 +133,10 @@ pub fn raft_config(cfg: &crate::config::RaftSettings) -> openraft::Config {
         install_snapshot_timeout: 10_000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(cfg.snapshot_every_logs),
         max_in_snapshot_log_to_keep: cfg.logs_kept_after_snapshot,
-        max_payload_entries: 512,
+        // openraft 0.9 gives every AppendEntries call `heartbeat_interval` to complete (150 ms by
+        // default). Keep each call small (~64 items of up to a few KB) so that a follower
+        // catching up under load answers in time instead of timing out and retrying forever.
+        max_payload_entries: 64,
         // Heartbeats are driven by the node for all its groups at once (node.rs), so that they
         // coalesce into one call per peer.
         enable_heartbeat: false,

@@ -125,6 +125,10 @@ pub struct Peers {
     channels: RwLock<HashMap<u64, Channel>>,
     senders: RwLock<HashMap<u64, mpsc::Sender<Outgoing>>>,
     faults: Arc<FaultInjector>,
+    /// Until when the node's heartbeat clock is emitting a burst; only heartbeats sent in a
+    /// burst wait for each other. Other empty appends (a strong read's leadership check)
+    /// must not wait.
+    burst_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
 }
 
 impl Peers {
@@ -136,7 +140,14 @@ impl Peers {
             channels: RwLock::new(HashMap::new()),
             senders: RwLock::new(HashMap::new()),
             faults,
+            burst_until: Default::default(),
         }
+    }
+
+    /// Marks the start of a heartbeat burst: heartbeats queued in the next
+    /// [`HEARTBEAT_LINGER`] are coalesced per peer.
+    pub fn begin_heartbeat_burst(&self) {
+        *self.burst_until.lock().expect("burst lock") = Some(tokio::time::Instant::now() + HEARTBEAT_LINGER);
     }
 
     /// The queue of Raft messages to node `id`, starting its sender task on first use.
@@ -148,7 +159,7 @@ impl Peers {
         let mut senders = self.senders.write().expect("senders lock");
         let s = senders.entry(id).or_insert_with(|| {
             let (tx, rx) = mpsc::channel(PEER_QUEUE);
-            tokio::spawn(peer_sender(ch, rx));
+            tokio::spawn(peer_sender(ch, rx, self.burst_until.clone()));
             tx
         });
         Some(s.clone())
@@ -200,15 +211,22 @@ impl Peers {
 
 /// Drains one peer's queue into batch calls; each call runs on its own task so a slow one
 /// (a snapshot chunk) does not hold up the next. Ends when every `Peers` handle is dropped.
-async fn peer_sender(ch: Channel, mut rx: mpsc::Receiver<Outgoing>) {
+async fn peer_sender(
+    ch: Channel,
+    mut rx: mpsc::Receiver<Outgoing>,
+    burst_until: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+) {
     let client = RaftTransportClient::new(ch)
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
     while let Some(first) = rx.recv().await {
-        let linger = first.heartbeat;
+        let burst = *burst_until.lock().expect("burst lock");
+        let linger = match burst {
+            Some(until) if first.heartbeat && tokio::time::Instant::now() < until => Some(until),
+            _ => None,
+        };
         let mut batch = vec![first];
-        if linger {
-            let until = tokio::time::Instant::now() + HEARTBEAT_LINGER;
+        if let Some(until) = linger {
             while batch.len() < MAX_BATCH {
                 match tokio::time::timeout_at(until, rx.recv()).await {
                     Ok(Some(o)) => batch.push(o),
