@@ -147,7 +147,8 @@ impl Peers {
     /// Marks the start of a heartbeat burst: heartbeats queued in the next
     /// [`HEARTBEAT_LINGER`] are coalesced per peer.
     pub fn begin_heartbeat_burst(&self) {
-        *self.burst_until.lock().expect("burst lock") = Some(tokio::time::Instant::now() + HEARTBEAT_LINGER);
+        *self.burst_until.lock().expect("burst lock") =
+            Some(tokio::time::Instant::now() + HEARTBEAT_LINGER);
     }
 
     /// The queue of Raft messages to node `id`, starting its sender task on first use.
