@@ -335,6 +335,21 @@ impl RouteCache {
         }
     }
 
+    /// Addresses of the replicas of `partition` believed reachable.
+    fn reachable_replicas(&self, partition: u32) -> Vec<String> {
+        self.partitions
+            .get(partition as usize)
+            .map(|p| {
+                p.replicas
+                    .iter()
+                    .filter_map(|id| self.nodes.get(id))
+                    .filter(|n| n.reachable)
+                    .map(|n| n.addr.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// Forgets the leader of `partition` if it is `addr` (which just failed).
     fn forget_leader(&mut self, partition: u32, addr: &str) {
         if let Some(p) = self.partitions.get_mut(partition as usize) {
@@ -760,7 +775,19 @@ impl Client {
             Route::Key(bytes, _) => routes.partition_for(bytes),
             Route::Any => None,
         };
-        let candidates = routes.candidates(partition, &self.inner.endpoints);
+        let mut candidates = routes.candidates(partition, &self.inner.endpoints);
+        if let (Route::Key(_, false), Some(p)) = (route, partition) {
+            // Any replica may answer an eventual read: spread them over the replicas
+            // instead of loading every read on the leader.
+            let replicas = routes.reachable_replicas(p);
+            if !replicas.is_empty() {
+                let chosen = &replicas[rand::random::<usize>() % replicas.len()];
+                if let Some(i) = candidates.iter().position(|c| c == chosen) {
+                    let c = candidates.remove(i);
+                    candidates.insert(0, c);
+                }
+            }
+        }
         let target = pick(&candidates, avoid)
             .ok_or_else(|| WireError::validation("no endpoints configured"))?;
         let meta = Meta {
@@ -1395,11 +1422,11 @@ mod tests {
             vec![(2, "get", route.clone(), epoch.clone())]
         );
 
-        // A query goes to the leader of its partition too.
-        let page = c
-            .query(QueryInput::new("t", AttributeValue::S("a".into())))
-            .await
-            .unwrap();
+        // A consistent query goes to the leader of its partition too (eventual reads and
+        // queries are spread over the replicas instead).
+        let mut q = QueryInput::new("t", AttributeValue::S("a".into()));
+        q.consistent = true;
+        let page = c.query(q).await.unwrap();
         assert_eq!(page.items, vec![item("a")]);
         assert_eq!(cluster::take_log(&state), vec![(2, "query", route, epoch)]);
 
