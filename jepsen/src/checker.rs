@@ -213,6 +213,30 @@ impl CheckResult {
         }
     }
 
+    /// Parses a register operation (see [`crate::workload::parse_register`]); an operation
+    /// that does not parse is recorded as a `Malformed` anomaly, counted in `malformed`, and
+    /// skipped (`None`), as are operations that are not register operations.
+    pub fn register_op_or_flag(
+        &mut self,
+        pair: &crate::history::OpPair,
+        malformed: &mut usize,
+    ) -> Option<crate::workload::RegisterOp> {
+        match crate::workload::parse_register(pair) {
+            Ok(op) => op,
+            Err(message) => {
+                *malformed += 1;
+                self.push_anomaly(Anomaly {
+                    kind: AnomalyKind::Malformed,
+                    key: None,
+                    message,
+                    ops: vec![OpRef::from(pair)],
+                    details: serde_json::Value::Null,
+                });
+                None
+            }
+        }
+    }
+
     /// Sets a statistic.
     pub fn stat(&mut self, name: &str, value: impl Into<Value>) {
         self.stats.insert(name.to_string(), value.into());

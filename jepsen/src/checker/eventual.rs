@@ -26,7 +26,7 @@ use super::{
     Verdict, STANDARD_PERCENTILES,
 };
 use crate::history::{OpPair, Outcome};
-use crate::workload::{canonical, parse_register, RegisterOp};
+use crate::workload::{canonical, RegisterOp};
 
 /// Which reads the checker looks at.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -58,20 +58,8 @@ impl EventualReads {
         let mut reads: Vec<(&OpPair, String, Value)> = Vec::new();
         let mut malformed = 0usize;
         for p in pairs {
-            let op = match parse_register(p) {
-                Ok(Some(op)) => op,
-                Ok(None) => continue,
-                Err(message) => {
-                    malformed += 1;
-                    result.push_anomaly(Anomaly {
-                        kind: AnomalyKind::Malformed,
-                        key: None,
-                        message,
-                        ops: vec![OpRef::from(p)],
-                        details: Value::Null,
-                    });
-                    continue;
-                }
+            let Some(op) = result.register_op_or_flag(p, &mut malformed) else {
+                continue;
             };
             match op {
                 RegisterOp::Read {

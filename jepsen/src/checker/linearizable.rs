@@ -42,7 +42,7 @@ use serde_json::{json, Value};
 
 use super::{Anomaly, AnomalyKind, CheckError, CheckInput, CheckResult, Checker, OpRef, Verdict};
 use crate::history::{OpPair, Outcome};
-use crate::workload::{canonical, parse_register, RegisterOp};
+use crate::workload::{canonical, RegisterOp};
 
 /// The smallest invalid key's history is included in its anomaly up to this many operations.
 pub const MAX_REPORTED_KEY_HISTORY: usize = 200;
@@ -390,20 +390,8 @@ impl Linearizability {
         let mut key_pos: HashMap<String, usize> = HashMap::new();
         let mut interned: Vec<HashMap<String, u32>> = Vec::new();
         for pair in pairs {
-            let op = match parse_register(pair) {
-                Ok(Some(op)) => op,
-                Ok(None) => continue,
-                Err(message) => {
-                    malformed += 1;
-                    result.push_anomaly(Anomaly {
-                        kind: AnomalyKind::Malformed,
-                        key: None,
-                        message,
-                        ops: vec![OpRef::from(pair)],
-                        details: Value::Null,
-                    });
-                    continue;
-                }
+            let Some(op) = result.register_op_or_flag(pair, &mut malformed) else {
+                continue;
             };
             if let RegisterOp::Read {
                 consistent: false, ..
