@@ -34,5 +34,10 @@
 #![deny(missing_docs)]
 
 pub mod checker;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
+pub mod proxy;
+pub mod run;
+pub mod timeline;
 pub mod workload;

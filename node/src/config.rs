@@ -21,6 +21,75 @@ pub struct PeerConfig {
     /// Region of the node; defaults to this node's region.
     #[serde(default)]
     pub region: Option<String>,
+    /// Address THIS node dials to reach that member for node-to-node traffic (Raft and
+    /// request forwarding); defaults to `grpc`. Lets a proxy or a private network sit between
+    /// nodes while clients keep using `grpc`. Local to this node's config: it may differ from
+    /// node to node, and it is never advertised (clients are always told `grpc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_addr: Option<String>,
+}
+
+/// The deliberately broken modes `testing.broken` accepts.
+pub const BROKEN_MODES: &[&str] = &["stale-consistent-read"];
+
+/// A deliberately broken behaviour, for the fault-injection suite's proof that its checkers
+/// catch real bugs. Only reachable with `--unsafe-test-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokenMode {
+    /// `stale-consistent-read`: a consistent read reaching any replica of its partition is
+    /// answered from that replica's local state, without ReadIndex or the leader.
+    StaleConsistentRead,
+}
+
+impl BrokenMode {
+    /// The mode named `s`, if it is one of [`BROKEN_MODES`].
+    pub fn parse(s: &str) -> Option<BrokenMode> {
+        match s {
+            "stale-consistent-read" => Some(BrokenMode::StaleConsistentRead),
+            _ => None,
+        }
+    }
+}
+
+/// Test-only options (TOML section `[testing]`). Every one is refused unless the node was
+/// started with `--unsafe-test-mode`; see `docs/config.md`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TestingConfig {
+    /// A deliberately broken mode, one of [`BROKEN_MODES`].
+    pub broken: Option<String>,
+    /// Serve the `Testing` gRPC service (clock control).
+    pub clock_control: bool,
+    /// Initial offset added to this node's wall clock, ms.
+    pub clock_offset_ms: i64,
+}
+
+impl TestingConfig {
+    /// True when no test-only option is set.
+    pub fn is_default(&self) -> bool {
+        *self == TestingConfig::default()
+    }
+
+    /// The names of the options set to a non-default value.
+    pub fn active(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.broken.is_some() {
+            v.push("testing.broken");
+        }
+        if self.clock_control {
+            v.push("testing.clock_control");
+        }
+        if self.clock_offset_ms != 0 {
+            v.push("testing.clock_offset_ms");
+        }
+        v
+    }
+
+    /// The broken mode in effect, if any (`None` for an unknown name, which
+    /// [`NodeConfig::validate`] refuses).
+    pub fn broken_mode(&self) -> Option<BrokenMode> {
+        self.broken.as_deref().and_then(BrokenMode::parse)
+    }
 }
 
 /// Raft timing and log retention.
@@ -77,6 +146,13 @@ pub struct NodeConfig {
     pub raft: RaftSettings,
     /// Log filter (tracing `EnvFilter` syntax), e.g. `info` or `ferrodyn_node=debug`.
     pub log: String,
+    /// Test-only options; refused unless `unsafe_test_mode` is set.
+    #[serde(skip_serializing_if = "TestingConfig::is_default")]
+    pub testing: TestingConfig,
+    /// Allows the `testing` options. Set only by `ferrodyn-node run --unsafe-test-mode` (or by
+    /// code); never read from a file or the environment.
+    #[serde(skip)]
+    pub unsafe_test_mode: bool,
 }
 
 impl Default for NodeConfig {
@@ -93,6 +169,8 @@ impl Default for NodeConfig {
             initial_cluster: Vec::new(),
             raft: RaftSettings::default(),
             log: "info,openraft=warn".into(),
+            testing: TestingConfig::default(),
+            unsafe_test_mode: false,
         }
     }
 }
@@ -147,17 +225,22 @@ impl NodeConfig {
     }
 
     /// Parses an `--initial-cluster` value: `ID=HOST:PORT` or `ID@REGION=HOST:PORT`, comma
-    /// separated.
+    /// separated; `/PEER_HOST:PORT` after the address sets that member's `peer_addr`
+    /// (`ID=HOST:PORT/PEER_HOST:PORT`).
     pub fn parse_initial_cluster(s: &str) -> Result<Vec<PeerConfig>, ConfigError> {
         s.split(',')
             .filter(|p| !p.trim().is_empty())
             .map(|part| {
-                let (left, grpc) = part.trim().split_once('=').ok_or_else(|| {
+                let (left, right) = part.trim().split_once('=').ok_or_else(|| {
                     invalid(
                         "initial_cluster",
                         format!("'{part}' is not ID=HOST:PORT or ID@REGION=HOST:PORT"),
                     )
                 })?;
+                let (grpc, peer_addr) = match right.split_once('/') {
+                    Some((g, p)) => (g, Some(p.to_string())),
+                    None => (right, None),
+                };
                 let (id, region) = match left.split_once('@') {
                     Some((id, r)) => (id, Some(r.to_string())),
                     None => (left, None),
@@ -172,6 +255,7 @@ impl NodeConfig {
                     id,
                     grpc: grpc.to_string(),
                     region,
+                    peer_addr,
                 })
             })
             .collect()
@@ -231,6 +315,14 @@ impl NodeConfig {
                     format!("address '{}' of node {} is not HOST:PORT", p.grpc, p.id),
                 ));
             }
+            if let Some(a) = &p.peer_addr {
+                if !a.contains(':') {
+                    return Err(invalid(
+                        "initial_cluster.peer_addr",
+                        format!("address '{a}' of node {} is not HOST:PORT", p.id),
+                    ));
+                }
+            }
         }
         if !ids.contains(&self.node_id) {
             return Err(invalid(
@@ -285,7 +377,36 @@ impl NodeConfig {
         if r.snapshot_every_logs == 0 {
             return Err(invalid("raft.snapshot_every_logs", "must be positive"));
         }
+        if !self.unsafe_test_mode {
+            if let Some(&field) = self.testing.active().first() {
+                return Err(invalid(
+                    field,
+                    "test-only option; refused in a production config \
+                     (start the node with --unsafe-test-mode to allow it)",
+                ));
+            }
+        }
+        if let Some(b) = &self.testing.broken {
+            if BrokenMode::parse(b).is_none() {
+                return Err(invalid(
+                    "testing.broken",
+                    format!(
+                        "'{b}' is not a broken mode; allowed: {}",
+                        BROKEN_MODES.join(", ")
+                    ),
+                ));
+            }
+        }
         Ok(())
+    }
+
+    /// The dial-address overrides of this node's config (`initial_cluster[].peer_addr`): the
+    /// address to reach each listed member at for node-to-node traffic.
+    pub fn peer_dial_addrs(&self) -> std::collections::HashMap<u64, String> {
+        self.initial_cluster
+            .iter()
+            .filter_map(|p| p.peer_addr.clone().map(|a| (p.id, a)))
+            .collect()
     }
 
     /// The members as the placement layer knows them.
@@ -378,6 +499,103 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("node_idd"), "{err}");
+    }
+
+    #[test]
+    fn peer_addr_parses_validates_and_round_trips() {
+        let peers =
+            NodeConfig::parse_initial_cluster("1=127.0.0.1:7101/127.0.0.1:17101,2=127.0.0.1:7102")
+                .unwrap();
+        assert_eq!(peers[0].grpc, "127.0.0.1:7101");
+        assert_eq!(peers[0].peer_addr.as_deref(), Some("127.0.0.1:17101"));
+        assert_eq!(peers[1].peer_addr, None);
+
+        let mut c = good();
+        c.initial_cluster[1].peer_addr = Some("127.0.0.1:17102".into());
+        c.validate().unwrap();
+        // Clients are told `grpc`; only the dial map carries the override.
+        assert_eq!(c.members()[1].grpc_addr, "127.0.0.1:7102");
+        assert_eq!(
+            c.peer_dial_addrs(),
+            [(2, "127.0.0.1:17102".to_string())].into_iter().collect()
+        );
+        let back: NodeConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back, c);
+
+        c.initial_cluster[1].peer_addr = Some("nope".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("initial_cluster.peer_addr"), "{e}");
+    }
+
+    fn with_testing(f: impl Fn(&mut TestingConfig)) -> NodeConfig {
+        let mut c = good();
+        f(&mut c.testing);
+        c
+    }
+
+    #[test]
+    fn testing_options_refused_without_unsafe_test_mode() {
+        type Mutation = Box<dyn Fn(&mut TestingConfig)>;
+        let cases: Vec<(Mutation, &str)> = vec![
+            (
+                Box::new(|t| t.broken = Some("stale-consistent-read".into())),
+                "testing.broken",
+            ),
+            (
+                Box::new(|t| t.clock_control = true),
+                "testing.clock_control",
+            ),
+            (
+                Box::new(|t| t.clock_offset_ms = -250),
+                "testing.clock_offset_ms",
+            ),
+        ];
+        for (mutate, field) in cases {
+            let mut c = with_testing(&mutate);
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(field), "{e} should name {field}");
+            assert!(e.contains("--unsafe-test-mode"), "{e}");
+            c.unsafe_test_mode = true;
+            c.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn testing_options_accepted_with_unsafe_test_mode() {
+        let mut c = with_testing(|t| {
+            t.broken = Some("stale-consistent-read".into());
+            t.clock_control = true;
+            t.clock_offset_ms = 5_000;
+        });
+        c.unsafe_test_mode = true;
+        c.validate().unwrap();
+        assert_eq!(
+            c.testing.broken_mode(),
+            Some(BrokenMode::StaleConsistentRead)
+        );
+        // The flag is never read from a file.
+        let text = toml::to_string(&c).unwrap();
+        assert!(text.contains("[testing]"), "{text}");
+        assert!(!text.contains("unsafe"), "{text}");
+        let back: NodeConfig = toml::from_str(&text).unwrap();
+        assert!(!back.unsafe_test_mode);
+        assert!(back.validate().is_err());
+        assert!(toml::from_str::<NodeConfig>("unsafe_test_mode = true").is_err());
+        // A production config has no [testing] section.
+        assert!(!toml::to_string(&good()).unwrap().contains("testing"));
+    }
+
+    #[test]
+    fn bad_broken_mode_names_the_allowed_ones() {
+        let mut c = with_testing(|t| t.broken = Some("lose-writes".into()));
+        c.unsafe_test_mode = true;
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("testing.broken"), "{e}");
+        assert!(e.contains("stale-consistent-read"), "{e}");
+        let err = toml::from_str::<NodeConfig>("[testing]\nclock_controll = true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("clock_controll"), "{err}");
     }
 
     #[test]

@@ -45,7 +45,8 @@ struct RunArgs {
     /// or empty.
     #[arg(long, env = "FERRODYN_METRICS_LISTEN")]
     metrics_listen: Option<String>,
-    /// Initial cluster: ID=HOST:PORT or ID@REGION=HOST:PORT, comma separated.
+    /// Initial cluster: ID=HOST:PORT or ID@REGION=HOST:PORT, comma separated; append
+    /// /PEER_HOST:PORT to dial that member there instead (its peer_addr).
     #[arg(long, env = "FERRODYN_INITIAL_CLUSTER")]
     initial_cluster: Option<String>,
     /// Number of partitions.
@@ -57,6 +58,10 @@ struct RunArgs {
     /// Log filter, e.g. info or ferrodyn_node=debug.
     #[arg(long, env = "FERRODYN_LOG")]
     log: Option<String>,
+    /// Allow the test-only [testing] options of the config (deliberately broken modes, clock
+    /// control). For the fault-injection suite only; never in production.
+    #[arg(long)]
+    unsafe_test_mode: bool,
 }
 
 impl RunArgs {
@@ -93,6 +98,8 @@ impl RunArgs {
         if let Some(v) = self.log {
             cfg.log = v;
         }
+        // Only this flag enables test-only options: no file key, no environment variable.
+        cfg.unsafe_test_mode = self.unsafe_test_mode;
         cfg.validate()?;
         Ok(cfg)
     }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::catalog::{CatalogRef, TableDesc};
 use crate::clock::Hlc;
-use crate::config::NodeConfig;
+use crate::config::{BrokenMode, NodeConfig, TestingConfig};
 use crate::error::{NodeError, NodeResult};
 use crate::placement::Layout;
 use crate::raft::groups::Groups;
@@ -39,8 +39,10 @@ pub struct NodeCtx {
     pub peers: Arc<Peers>,
     /// The catalog as applied by the local metadata replica.
     pub catalog: watch::Receiver<CatalogRef>,
-    /// Versions for last-writer-wins.
+    /// Versions for last-writer-wins; the node's wall clock (with any test-only offset).
     pub clock: Hlc,
+    /// Test-only options (all default unless started with `--unsafe-test-mode`).
+    pub testing: TestingConfig,
 }
 
 impl NodeCtx {
@@ -72,7 +74,11 @@ impl NodeCtx {
             .iter()
             .map(|n| (n.id, n.grpc_addr.clone()))
             .collect();
-        let peers = Arc::new(Peers::new(cfg.node_id, addrs, faults));
+        // Clients are told the layout's (advertised) addresses; this node dials its own
+        // config's `peer_addr` overrides where it has them (the layout, recorded in the metadata
+        // group by whichever node initialized it, knows nothing of them).
+        let peers =
+            Arc::new(Peers::new(cfg.node_id, addrs, faults).with_dial_addrs(cfg.peer_dial_addrs()));
         let (catalog_tx, catalog_rx) = watch::channel(CatalogRef::default());
         let rcfg = Arc::new(
             raft_config(&cfg.raft)
@@ -96,8 +102,14 @@ impl NodeCtx {
             storage,
             peers,
             catalog: catalog_rx,
-            clock: Hlc::default(),
+            clock: Hlc::with_offset_ms(cfg.testing.clock_offset_ms),
+            testing: cfg.testing.clone(),
         })
+    }
+
+    /// Whether the deliberately broken `mode` is on (test-only; see `TestingConfig::broken`).
+    pub fn broken(&self, mode: BrokenMode) -> bool {
+        self.testing.broken_mode() == Some(mode)
     }
 
     /// The current leader of `group` as this node knows it.
@@ -334,6 +346,17 @@ impl Node {
             ),
             None => None,
         };
+        if !cfg.testing.is_default() {
+            tracing::warn!(
+                node = cfg.node_id,
+                options = ?cfg.testing.active(),
+                broken = ?cfg.testing.broken,
+                clock_control = cfg.testing.clock_control,
+                clock_offset_ms = cfg.testing.clock_offset_ms,
+                "UNSAFE TEST MODE: test-only options are active; this node may serve wrong \
+                 answers or a skewed clock on purpose. Never run it in production."
+            );
+        }
         let ctx = Arc::new(NodeCtx::open(&cfg, faults).await?);
         let (stop, stop_rx) = watch::channel(false);
         let mut server_stop = stop_rx.clone();

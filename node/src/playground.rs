@@ -96,6 +96,7 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
                 id,
                 grpc: format!("127.0.0.1:{}", args.base_port as u64 + id),
                 region: None,
+                peer_addr: None,
             })
             .collect();
         let mut entries = Vec::new();

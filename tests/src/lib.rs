@@ -127,6 +127,7 @@ impl TestCluster {
                 id,
                 grpc: addrs[&id].to_string(),
                 region: None,
+                peer_addr: None,
             })
             .collect();
         let faults = ids

@@ -121,7 +121,11 @@ struct Outgoing {
 /// forwarding: one HTTP/2 connection per peer.
 pub struct Peers {
     self_id: u64,
+    /// Every node's advertised gRPC address (what clients are told).
     addrs: HashMap<u64, String>,
+    /// Where this node dials a node instead of its advertised address (`peer_addr` in this
+    /// node's own config); absent for most nodes.
+    dial: HashMap<u64, String>,
     channels: RwLock<HashMap<u64, Channel>>,
     senders: RwLock<HashMap<u64, mpsc::Sender<Outgoing>>>,
     faults: Arc<FaultInjector>,
@@ -137,11 +141,19 @@ impl Peers {
         Peers {
             self_id,
             addrs,
+            dial: HashMap::new(),
             channels: RwLock::new(HashMap::new()),
             senders: RwLock::new(HashMap::new()),
             faults,
             burst_until: Default::default(),
         }
+    }
+
+    /// Dials node `id` at `dial[id]` instead of its advertised address, for every node listed
+    /// (node-to-node traffic only; [`Peers::addr`] still returns the advertised address).
+    pub fn with_dial_addrs(mut self, dial: HashMap<u64, String>) -> Self {
+        self.dial = dial;
+        self
     }
 
     /// Marks the start of a heartbeat burst: heartbeats queued in the next
@@ -171,9 +183,16 @@ impl Peers {
         self.self_id
     }
 
-    /// The gRPC address of node `id`.
+    /// The advertised gRPC address of node `id`: the one to tell clients (leader hints).
     pub fn addr(&self, id: u64) -> Option<&str> {
         self.addrs.get(&id).map(String::as_str)
+    }
+
+    /// The address this node dials to reach node `id`: its `peer_addr` override, else its
+    /// advertised address.
+    pub fn dial_addr(&self, id: u64) -> Option<&str> {
+        let advertised = self.addrs.get(&id)?;
+        Some(self.dial.get(&id).unwrap_or(advertised))
     }
 
     /// Every node id, this one included.
@@ -193,7 +212,7 @@ impl Peers {
         if let Some(c) = self.channels.read().expect("channels lock").get(&id) {
             return Some(c.clone());
         }
-        let addr = self.addrs.get(&id)?;
+        let addr = self.dial_addr(id)?;
         let ep = Endpoint::from_shared(format!("http://{addr}"))
             .ok()?
             .connect_timeout(Duration::from_millis(500))
@@ -414,5 +433,38 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
     /// enough to cost nothing while it is down.
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn peers_dial_the_override_but_advertise_grpc() {
+        let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy_addr = proxy.local_addr().unwrap().to_string();
+        let addrs: HashMap<u64, String> = [(1, "127.0.0.1:1".into()), (2, "127.0.0.1:2".into())]
+            .into_iter()
+            .collect();
+        let peers = Peers::new(1, addrs, Arc::default())
+            .with_dial_addrs([(2, proxy_addr.clone())].into_iter().collect());
+        assert_eq!(peers.addr(2), Some("127.0.0.1:2"));
+        assert_eq!(peers.dial_addr(2), Some(proxy_addr.as_str()));
+        assert_eq!(peers.dial_addr(1), Some("127.0.0.1:1"));
+        assert_eq!(peers.dial_addr(3), None);
+
+        // The channel to node 2 connects to the override.
+        let ch = peers.channel(2).unwrap();
+        let call = tokio::spawn(async move {
+            let mut c = RaftTransportClient::new(ch);
+            let _ = c.raft(RaftRequest::default()).await;
+        });
+        let accepted = tokio::time::timeout(Duration::from_secs(5), proxy.accept()).await;
+        assert!(
+            matches!(accepted, Ok(Ok(_))),
+            "no connection to the dial address"
+        );
+        call.abort();
     }
 }

@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 
 use super::routing::{direct, on_leader, on_replica, Route};
 use crate::catalog::TableDesc;
+use crate::config::BrokenMode;
 use crate::error::{NodeError, NodeResult};
 use crate::metrics::Op as RpcOp;
 use crate::node::NodeCtx;
@@ -38,6 +39,17 @@ impl Api {
     /// The service over the node `ctx`.
     pub fn new(ctx: Arc<NodeCtx>) -> Self {
         Api { ctx }
+    }
+
+    /// Broken mode `stale-consistent-read` (test-only, `testing.broken`): true when this node
+    /// holds a replica of `group`, so a consistent GetItem or Query takes the eventual-read
+    /// path and is answered from this replica's local state machine at once, with no ReadIndex
+    /// and no forwarding to the leader. This is DELIBERATELY WRONG: a partitioned or lagging
+    /// replica serves stale data to a ConsistentRead. It exists so the fault-injection suite
+    /// can prove its linearizability checker catches such a bug. Nodes not holding a replica
+    /// forward to the leader as usual. Always false unless started with `--unsafe-test-mode`.
+    fn stale_consistent_read(&self, group: u64) -> bool {
+        self.ctx.broken(BrokenMode::StaleConsistentRead) && self.ctx.groups.get(group).is_some()
     }
 
     /// Looks a table up: the local catalog replica first; if it does not know the name (it may
@@ -96,7 +108,7 @@ impl Api {
         let cmd = Command::CreateTable {
             name: req.table_name.clone(),
             schema,
-            created_ms: crate::clock::Hlc::wall_ms(),
+            created_ms: self.ctx.clock.wall_ms(),
         };
         on_leader(
             ctx,
@@ -298,7 +310,7 @@ impl Api {
                     .map(|x| x.into_inner())
             }
         };
-        if req.consistent_read {
+        if req.consistent_read && !self.stale_consistent_read(group) {
             on_leader(
                 ctx,
                 group,
@@ -399,7 +411,7 @@ impl Api {
                     .map(|x| x.into_inner())
             }
         };
-        if req.consistent_read {
+        if req.consistent_read && !self.stale_consistent_read(group) {
             on_leader(
                 ctx,
                 group,

@@ -4,17 +4,20 @@
 //! - [`routing`]: forwarding to shard leaders and replicas.
 //! - [`status`]: cluster status and routing tables.
 //! - [`raft_service`]: incoming Raft messages.
+//! - [`testing`]: the test-only clock control, served only with `testing.clock_control`.
 
 pub mod api;
 pub mod raft_service;
 pub mod routing;
 pub mod status;
+pub mod testing;
 
 use std::future::Future;
 use std::sync::Arc;
 
 use ferrodyn_client::proto::ferrodyn_server::FerrodynServer;
 use ferrodyn_client::proto::raft_transport_server::RaftTransportServer;
+use ferrodyn_client::proto::testing_server::TestingServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
@@ -24,7 +27,10 @@ use crate::node::NodeCtx;
 /// Largest message accepted (a 400 KB item plus framing; snapshot chunks are smaller).
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// Serves both services on `listener` until `shutdown` completes.
+/// Serves the services on `listener` until `shutdown` completes: `Ferrodyn`, `RaftTransport`,
+/// and `Testing` only when the node was configured with `testing.clock_control` (which
+/// config validation allows only with `--unsafe-test-mode`); without it, calls to `Testing`
+/// get tonic's `Unimplemented`.
 pub async fn serve(
     ctx: Arc<NodeCtx>,
     listener: TcpListener,
@@ -33,6 +39,10 @@ pub async fn serve(
     let api = FerrodynServer::new(api::Api::new(ctx.clone()))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
+    let testing = ctx
+        .testing
+        .clock_control
+        .then(|| TestingServer::new(testing::TestingService::new(ctx.clone())));
     let raft = RaftTransportServer::new(raft_service::RaftService::new(ctx))
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
@@ -49,6 +59,7 @@ pub async fn serve(
     tonic::transport::Server::builder()
         .add_service(api)
         .add_service(raft)
+        .add_optional_service(testing)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
 }
