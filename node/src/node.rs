@@ -138,7 +138,7 @@ impl NodeCtx {
             .get(group)
             .ok_or_else(|| self.not_leader(group, None))?;
         let started = std::time::Instant::now();
-        let r = tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(cmd)).await;
+        let r = tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(cmd.into())).await;
         self.storage
             .metrics()
             .observe_commit(matches!(r, Ok(Ok(_))), started);
@@ -419,6 +419,16 @@ impl Node {
             let _ = t.await;
         }
         self.ctx.groups.shutdown().await;
+        // Buffered writes (applies) may still be in RocksDB's WAL buffer (manual WAL flush, see
+        // storage/engine.rs): write it out and fsync it, so a restart need not re-apply them.
+        if let Err(e) = self
+            .ctx
+            .storage
+            .write(rocksdb::WriteBatch::default(), Durability::Sync)
+            .await
+        {
+            tracing::warn!(error = %e, "final WAL flush failed");
+        }
         let _ = self.server.await;
         tracing::info!(node = self.ctx.id, "node stopped");
     }

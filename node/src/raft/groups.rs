@@ -68,7 +68,7 @@ impl Groups {
             } else {
                 None
             };
-            let sm = StateMachine::open(group, storage.clone(), tx).await?;
+            let sm = StateMachine::open(group, storage.clone(), log.progress(), tx).await?;
             let net = NetworkFactory::new(group, peers.clone());
             let raft = openraft::Raft::new(node_id, config.clone(), net, log, sm)
                 .await

@@ -5,9 +5,18 @@
 //! that covers them, so openraft never counts an entry as persisted before it is on disk.
 //! Truncation is fsynced before it returns (entries openraft was told are gone must not come
 //! back after a crash). Purge is buffered: losing one only keeps more log than needed.
+//!
+//! Reads: the group's most recent entries are also kept in memory ([`LogCache`]). `append` puts
+//! them there before it returns, so they are readable at once even while the writer has not
+//! yet written them, and replication and apply read them without a trip to RocksDB. An entry
+//! leaves the cache only once the writer has written it (or the log no longer has it), so
+//! everything older than the cache is in RocksDB.
 
+use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{Entry, LogId, LogState, RaftLogReader, StorageError, StorageIOError, Vote};
@@ -19,17 +28,150 @@ use crate::storage::{Durability, Storage};
 
 type SErr = StorageError<u64>;
 
+/// Most entries a group keeps in its cache once they are written.
+const CACHE_ENTRIES: usize = 256;
+/// Most encoded bytes of entries a group keeps in its cache once they are written.
+const CACHE_BYTES: usize = 512 << 10;
+
+/// How far a group's log appends have got through the node's writer. Appends are numbered in
+/// the order `append` is called (one group appends from one task, so this is submission order).
+#[derive(Debug, Default)]
+pub struct LogProgress {
+    /// Number of the last append handed to the writer.
+    submitted: AtomicU64,
+    /// Number of the last append the writer has written to the memtable and WAL (not
+    /// necessarily fsynced).
+    written: AtomicU64,
+}
+
+impl LogProgress {
+    /// Number of the last append handed to the writer.
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(Ordering::Acquire)
+    }
+
+    /// Number of the last append already in the WAL: when this reaches a value read from
+    /// [`LogProgress::submitted`], every entry appended before that read is in the WAL.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Acquire)
+    }
+}
+
+struct Cached {
+    entry: Entry<TypeConfig>,
+    /// Encoded size, for the byte bound.
+    size: usize,
+    /// The append that wrote it (see [`LogProgress`]).
+    seq: u64,
+}
+
+/// The group's most recent entries, contiguous by index.
+#[derive(Default)]
+struct LogCache {
+    entries: VecDeque<Cached>,
+    bytes: usize,
+}
+
+impl LogCache {
+    fn first_index(&self) -> Option<u64> {
+        self.entries.front().map(|c| c.entry.log_id.index)
+    }
+
+    fn next_index(&self) -> Option<u64> {
+        self.entries.back().map(|c| c.entry.log_id.index + 1)
+    }
+
+    /// Clones of the cached entries in `[start, end)` (`start` at or after the first one).
+    fn range(&self, start: u64, end: Option<u64>) -> Vec<Entry<TypeConfig>> {
+        let Some(first) = self.first_index() else {
+            return Vec::new();
+        };
+        let from = start.saturating_sub(first) as usize;
+        let to = match end {
+            Some(e) => (e.saturating_sub(first) as usize).min(self.entries.len()),
+            None => self.entries.len(),
+        };
+        if from >= to {
+            return Vec::new();
+        }
+        self.entries
+            .range(from..to)
+            .map(|c| c.entry.clone())
+            .collect()
+    }
+
+    /// Drops written entries from the front while the cache is over its bounds.
+    fn evict(&mut self, written: u64) {
+        while self.entries.len() > CACHE_ENTRIES || self.bytes > CACHE_BYTES {
+            match self.entries.front() {
+                Some(c) if c.seq <= written => {
+                    self.bytes -= c.size;
+                    self.entries.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Forgets entries at `index` and after (truncation).
+    fn truncate(&mut self, index: u64) {
+        while let Some(c) = self.entries.back() {
+            if c.entry.log_id.index < index {
+                break;
+            }
+            self.bytes -= c.size;
+            self.entries.pop_back();
+        }
+    }
+
+    /// Forgets entries up to `index` included (purge).
+    fn purge(&mut self, index: u64) {
+        while let Some(c) = self.entries.front() {
+            if c.entry.log_id.index > index {
+                break;
+            }
+            self.bytes -= c.size;
+            self.entries.pop_front();
+        }
+    }
+}
+
 /// Log storage of one Raft group.
 #[derive(Clone)]
 pub struct LogStore {
     group: u64,
     storage: Storage,
+    cache: Arc<Mutex<LogCache>>,
+    progress: Arc<LogProgress>,
 }
 
 impl LogStore {
     /// The log store of `group` on `storage`.
     pub fn new(group: u64, storage: Storage) -> Self {
-        LogStore { group, storage }
+        LogStore {
+            group,
+            storage,
+            cache: Default::default(),
+            progress: Default::default(),
+        }
+    }
+
+    /// How far this group's appends have got through the writer (the state machine orders its
+    /// own writes after the entries it applies with it).
+    pub fn progress(&self) -> Arc<LogProgress> {
+        self.progress.clone()
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, LogCache> {
+        self.cache.lock().expect("log cache lock")
+    }
+
+    /// Waits until every write queued to the writer so far (this group's appends included)
+    /// is written.
+    async fn barrier(&self) -> Result<(), crate::storage::StorageError> {
+        self.storage
+            .write(WriteBatch::default(), Durability::Buffered)
+            .await
     }
 
     async fn get_meta<T: serde::de::DeserializeOwned + Send + 'static>(
@@ -51,37 +193,22 @@ impl LogStore {
             .map_err(|e| StorageIOError::read(&e).into())
     }
 
-    async fn put_meta<T: serde::Serialize>(
-        &self,
-        kind: MetaKind,
-        v: &T,
-        durability: Durability,
-    ) -> Result<(), crate::storage::StorageError> {
+    fn meta_batch<T: serde::Serialize>(&self, kind: MetaKind, v: &T) -> WriteBatch {
         let mut b = WriteBatch::default();
         b.put_cf(
             self.storage.cf(CF_RAFT_META),
             keys::meta_key(self.group, kind),
             encode(v),
         );
-        self.storage.write(b, durability).await
+        b
     }
-}
 
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
-        let start = match range.start_bound() {
-            Bound::Included(&i) => i,
-            Bound::Excluded(&i) => i + 1,
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(&i) => Some(i + 1),
-            Bound::Excluded(&i) => Some(i),
-            Bound::Unbounded => None,
-        };
+    /// Entries `[start, end)` from RocksDB.
+    async fn read_entries(
+        &self,
+        start: u64,
+        end: Option<u64>,
+    ) -> Result<Vec<Entry<TypeConfig>>, crate::storage::StorageError> {
         let group = self.group;
         self.storage
             .read(move |db| {
@@ -105,7 +232,45 @@ impl RaftLogReader<TypeConfig> for LogStore {
                 Ok(out)
             })
             .await
-            .map_err(|e| StorageIOError::read_logs(&e).into())
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry<TypeConfig>>, SErr> {
+        let start = match range.start_bound() {
+            Bound::Included(&i) => i,
+            Bound::Excluded(&i) => i + 1,
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&i) => Some(i + 1),
+            Bound::Excluded(&i) => Some(i),
+            Bound::Unbounded => None,
+        };
+        // The cached tail, taken under the lock; anything before the cache's first entry was
+        // written before it left the cache, so RocksDB has it.
+        let (first, tail) = {
+            let cache = self.cache();
+            match cache.first_index() {
+                Some(first) if start >= first => return Ok(cache.range(start, end)),
+                Some(first) => (Some(first), cache.range(first, end)),
+                None => (None, Vec::new()),
+            }
+        };
+        let db_end = match (first, end) {
+            (Some(f), Some(e)) => Some(f.min(e)),
+            (Some(f), None) => Some(f),
+            (None, e) => e,
+        };
+        let mut out = self
+            .read_entries(start, db_end)
+            .await
+            .map_err(|e| StorageIOError::read_logs(&e))?;
+        out.extend(tail);
+        Ok(out)
     }
 }
 
@@ -113,7 +278,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, SErr> {
+        // Another LogStore of this group (a restarted group in the same process) may still
+        // have appends queued: let the writer finish them before reading RocksDB.
+        self.barrier()
+            .await
+            .map_err(|e| StorageIOError::read_logs(&e))?;
         let last_purged: Option<LogId<u64>> = self.get_meta(MetaKind::LastPurged).await?;
+        if let Some(last) = self.cache().entries.back() {
+            return Ok(LogState {
+                last_purged_log_id: last_purged,
+                last_log_id: Some(last.entry.log_id),
+            });
+        }
         let group = self.group;
         let last: Option<Entry<TypeConfig>> = self
             .storage
@@ -150,7 +326,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// Durable before it returns: a vote that is forgotten after a crash lets a node vote twice
     /// in one term.
     async fn save_vote(&mut self, vote: &Vote<u64>) -> Result<(), SErr> {
-        self.put_meta(MetaKind::Vote, vote, Durability::Sync)
+        let b = self.meta_batch(MetaKind::Vote, vote);
+        self.storage
+            .write(b, Durability::Sync)
             .await
             .map_err(|e| StorageIOError::write_vote(&e).into())
     }
@@ -159,13 +337,15 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.get_meta(MetaKind::Vote).await
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<u64>>) -> Result<(), SErr> {
-        // Buffered: losing it only means re-deriving the commit index from a quorum.
-        self.put_meta(MetaKind::Committed, &committed, Durability::Buffered)
-            .await
-            .map_err(|e| StorageIOError::write(&e).into())
+    /// Not stored: the state machine stores its last-applied log id with every applied batch,
+    /// and openraft starts from that when it is ahead of the committed id read back (a commit
+    /// that was not applied yet is learned again from a quorum). Saving it too would cost a
+    /// writer round and a WAL record per commit on every replica.
+    async fn save_committed(&mut self, _committed: Option<LogId<u64>>) -> Result<(), SErr> {
+        Ok(())
     }
 
+    /// The committed id stored by earlier versions, if any (see `save_committed`).
     async fn read_committed(&mut self) -> Result<Option<LogId<u64>>, SErr> {
         Ok(self
             .get_meta::<Option<LogId<u64>>>(MetaKind::Committed)
@@ -180,35 +360,67 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     {
         let started = std::time::Instant::now();
         let cf = self.storage.cf(CF_RAFT_LOG);
+        let seq = self.progress.submitted.load(Ordering::Relaxed) + 1;
         let mut b = WriteBatch::default();
-        let mut count = 0usize;
+        let mut new = Vec::new();
         for e in entries {
-            b.put_cf(cf, keys::log_key(self.group, e.log_id.index), encode(&e));
-            count += 1;
+            let bytes = encode(&e);
+            b.put_cf(cf, keys::log_key(self.group, e.log_id.index), &bytes);
+            new.push(Cached {
+                entry: e,
+                size: bytes.len(),
+                seq,
+            });
         }
+        let count = new.len();
+        let contiguous = {
+            let cache = self.cache();
+            match (cache.next_index(), new.first()) {
+                (Some(next), Some(c)) => c.entry.log_id.index == next,
+                _ => true,
+            }
+        };
+        if !contiguous {
+            // openraft truncates before it appends over a conflict, so this should not happen;
+            // if it does, start the cache afresh, once everything it holds is written.
+            self.barrier()
+                .await
+                .map_err(|e| StorageIOError::write_logs(&e))?;
+            *self.cache() = LogCache::default();
+        }
+        // Readable from the cache as soon as this returns; the writer makes them readable
+        // from RocksDB (and evictable) shortly after, and durable at the next shared fsync.
+        {
+            let mut cache = self.cache();
+            for c in new {
+                cache.bytes += c.size;
+                cache.entries.push_back(c);
+            }
+            cache.evict(self.progress.written());
+        }
+        self.progress.submitted.store(seq, Ordering::Release);
+        let progress = self.progress.clone();
         let metrics = self.storage.metrics().clone();
-        // openraft needs the entries readable when this returns, and persisted when the
-        // callback fires: wait for the writer's memtable write (fast), not for the fsync, so
-        // this group keeps pipelining while the fsync is shared with other groups.
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // openraft counts the entries as persisted only when the callback fires, after the
+        // fsync that covers them; this group keeps pipelining meanwhile.
         self.storage
-            .submit(
+            .submit_async(
                 b,
                 Durability::Sync,
                 Some(Box::new(move || {
-                    let _ = tx.send(());
+                    progress.written.store(seq, Ordering::Release)
                 })),
                 move |r| {
                     metrics.observe_append(count, started.elapsed());
                     callback.log_io_completed(r.map_err(std::io::Error::other))
                 },
             )
-            .map_err(|e| StorageIOError::write_logs(&e))?;
-        let _ = rx.await;
-        Ok(())
+            .await
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
+        self.cache().truncate(log_id.index);
         let mut b = WriteBatch::default();
         b.delete_range_cf(
             self.storage.cf(CF_RAFT_LOG),
@@ -222,6 +434,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn purge(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {
+        self.cache().purge(log_id.index);
         let mut b = WriteBatch::default();
         b.put_cf(
             self.storage.cf(CF_RAFT_META),
@@ -237,5 +450,154 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .write(b, Durability::Buffered)
             .await
             .map_err(|e| StorageIOError::write_logs(&e).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::testing::{StoreBuilder, Suite};
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::raft::state_machine::StateMachine;
+
+    struct Builder;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
+        async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), SErr> {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let storage = Storage::open(dir.path()).expect("open storage");
+            let log = LogStore::new(1, storage.clone());
+            let sm = StateMachine::open(1, storage, log.progress(), None)
+                .await
+                .expect("open state machine");
+            Ok((dir, log, sm))
+        }
+    }
+
+    type S = Suite<TypeConfig, LogStore, StateMachine, Builder, TempDir>;
+
+    /// openraft's own storage conformance tests, on a fresh store each. All of them but
+    /// `get_initial_state_re_apply_committed`, which expects `save_committed` to be stored.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn openraft_storage_suite() {
+        macro_rules! run {
+            ($($t:ident),* $(,)?) => {$(
+                let (_dir, store, sm) = Builder.build().await.unwrap();
+                S::$t(store, sm).await.unwrap_or_else(|e| panic!("{}: {e}", stringify!($t)));
+            )*};
+        }
+        run!(
+            last_membership_in_log_initial,
+            last_membership_in_log,
+            last_membership_in_log_multi_step,
+            get_membership_initial,
+            get_membership_from_log_and_empty_sm,
+            get_membership_from_empty_log_and_sm,
+            get_membership_from_log_le_sm_last_applied,
+            get_membership_from_log_gt_sm_last_applied_1,
+            get_membership_from_log_gt_sm_last_applied_2,
+            get_initial_state_without_init,
+            get_initial_state_membership_from_log_and_sm,
+            get_initial_state_with_state,
+            get_initial_state_last_log_gt_sm,
+            get_initial_state_last_log_lt_sm,
+            get_initial_state_log_ids,
+            save_vote,
+            get_log_entries,
+            limited_get_log_entries,
+            try_get_log_entry,
+            initial_logs,
+            get_log_state,
+            get_log_id,
+            last_id_in_log,
+            last_applied_state,
+            purge_logs_upto_0,
+            purge_logs_upto_5,
+            purge_logs_upto_20,
+            delete_logs_since_11,
+            delete_logs_since_0,
+            append_to_log,
+            snapshot_meta,
+            apply_single,
+            apply_multiple,
+        );
+    }
+
+    fn blank(index: u64) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), index),
+            payload: openraft::EntryPayload::Blank,
+        }
+    }
+
+    /// Reads that straddle RocksDB and the cache, after entries were evicted from it, and the
+    /// cache after truncation and purge.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn cache_and_rocksdb_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::open(dir.path()).unwrap();
+        let mut log = LogStore::new(7, storage.clone());
+        let n = (CACHE_ENTRIES * 3) as u64;
+        // One entry per append, so that earlier appends are written (and evictable) by the
+        // time later ones arrive.
+        for i in 1..=n {
+            let mut b = WriteBatch::default();
+            let e = blank(i);
+            b.put_cf(storage.cf(CF_RAFT_LOG), keys::log_key(7, i), encode(&e));
+            {
+                let mut cache = log.cache();
+                cache.bytes += 10;
+                cache.entries.push_back(Cached {
+                    entry: e,
+                    size: 10,
+                    seq: i,
+                });
+            }
+            log.progress.submitted.store(i, Ordering::Release);
+            storage.write(b, Durability::Buffered).await.unwrap();
+            log.progress.written.store(i, Ordering::Release);
+            log.cache().evict(i);
+        }
+        let first = log.cache().first_index().unwrap();
+        assert!(first > 1, "nothing was evicted");
+        assert_eq!(log.cache().entries.len(), CACHE_ENTRIES);
+        let idx = |v: Vec<Entry<TypeConfig>>| v.iter().map(|e| e.log_id.index).collect::<Vec<_>>();
+        assert_eq!(
+            idx(log.try_get_log_entries(1..=n).await.unwrap()),
+            (1..=n).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            idx(log.try_get_log_entries(first - 3..first + 2).await.unwrap()),
+            (first - 3..first + 2).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            idx(log.try_get_log_entries(5..9).await.unwrap()),
+            vec![5, 6, 7, 8]
+        );
+
+        log.truncate(LogId::new(openraft::CommittedLeaderId::new(1, 1), n - 10))
+            .await
+            .unwrap();
+        assert_eq!(
+            idx(log.try_get_log_entries(n - 12..).await.unwrap()),
+            vec![n - 12, n - 11]
+        );
+        assert_eq!(
+            log.get_log_state()
+                .await
+                .unwrap()
+                .last_log_id
+                .map(|l| l.index),
+            Some(n - 11)
+        );
+        log.purge(LogId::new(openraft::CommittedLeaderId::new(1, 1), n - 20))
+            .await
+            .unwrap();
+        assert_eq!(log.cache().first_index(), Some(n - 19));
+        assert_eq!(
+            idx(log.try_get_log_entries(n - 19..n - 17).await.unwrap()),
+            vec![n - 19, n - 18]
+        );
     }
 }

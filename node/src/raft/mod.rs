@@ -12,6 +12,7 @@ pub mod network;
 pub mod state_machine;
 
 use std::io::Cursor;
+use std::sync::Arc;
 
 use ferrodyn_client::schema::KeySchema;
 use ferrodyn_client::value::Item;
@@ -23,7 +24,9 @@ use crate::placement::Layout;
 openraft::declare_raft_types!(
     /// Openraft type configuration shared by every group on the node.
     pub TypeConfig:
-        D = Command,
+        // Shared, so that the log cache, replication and apply pass an entry around without
+        // copying its item; encoded exactly like a bare `Command`.
+        D = Arc<Command>,
         R = CommandResult,
         NodeId = u64,
         Node = openraft::BasicNode,
@@ -121,6 +124,14 @@ pub struct StoredItem {
     pub hlc: u64,
     /// Region that originated the write.
     pub region: String,
+}
+
+/// Encodes exactly like [`StoredItem`], from borrowed parts (no copy of the item to store it).
+#[derive(Serialize)]
+pub(crate) struct StoredItemRef<'a> {
+    pub item: &'a Item,
+    pub hlc: u64,
+    pub region: &'a str,
 }
 
 /// Raft timing and log-retention settings of every group on a node.

@@ -246,6 +246,9 @@ async fn peer_sender(
             _ => None,
         };
         let mut batch = vec![first];
+        // Let the other tasks that are ready to run now (other groups' replication streams)
+        // queue their messages first, so that one call carries them all.
+        tokio::task::yield_now().await;
         if let Some(until) = linger {
             while batch.len() < MAX_BATCH {
                 match tokio::time::timeout_at(until, rx.recv()).await {

@@ -4,7 +4,11 @@
 //! Durability: an applied batch writes its changes and the new last-applied log id in ONE
 //! RocksDB batch, buffered (no fsync): the log is already durable on a quorum, and after a crash
 //! the state machine restarts from whatever last-applied survived (always consistent with the
-//! data beside it) and openraft re-applies the rest. Snapshot installs are fsynced, because the
+//! data beside it) and openraft re-applies the rest. The batch is built and written on one
+//! blocking-pool thread, straight to RocksDB rather than through the writer queue, once the
+//! writer has put the group's log entries it applies into the WAL (see [`LogProgress`]): so
+//! the WAL always holds an apply after the entries it applies, and a WAL prefix recovered after
+//! a crash never holds an apply without its entries. Snapshot installs are fsynced, because the
 //! log they replace gets purged.
 
 use std::collections::HashMap;
@@ -20,7 +24,10 @@ use rocksdb::{IteratorMode, ReadOptions, WriteBatch, DB};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::{decode, encode, Command, CommandResult, Rejection, StoredItem, TypeConfig};
+use super::log_store::LogProgress;
+use super::{
+    decode, encode, Command, CommandResult, Rejection, StoredItem, StoredItemRef, TypeConfig,
+};
 use crate::catalog::{Catalog, CatalogRef, TableDesc, TableStatus};
 use crate::storage::keys::{self, MetaKind, CF_DATA, CF_RAFT_META};
 use crate::storage::{Durability, Storage, StorageError as StoreErr};
@@ -52,6 +59,8 @@ type CurrentSnapshot = (SnapshotMeta<u64, openraft::BasicNode>, Vec<u8>);
 pub struct StateMachine {
     group: u64,
     storage: Storage,
+    /// The group's log appends, to order applies after them in the WAL.
+    log_progress: Arc<LogProgress>,
     applied: AppliedState,
     /// The latest snapshot, shared with builders that finish it later.
     snapshot: Arc<std::sync::Mutex<Option<CurrentSnapshot>>>,
@@ -62,10 +71,12 @@ pub struct StateMachine {
 
 impl StateMachine {
     /// Opens the state machine of `group`, reading its applied state (and for the metadata
-    /// group, the catalog, published on `catalog_tx`).
+    /// group, the catalog, published on `catalog_tx`). `log_progress` is the group's log
+    /// store's ([`super::log_store::LogStore::progress`]).
     pub async fn open(
         group: u64,
         storage: Storage,
+        log_progress: Arc<LogProgress>,
         catalog_tx: Option<watch::Sender<CatalogRef>>,
     ) -> Result<StateMachine, StoreErr> {
         let key = keys::meta_key(group, MetaKind::Applied);
@@ -89,6 +100,7 @@ impl StateMachine {
         Ok(StateMachine {
             group,
             storage,
+            log_progress,
             applied,
             snapshot: Default::default(),
             snapshot_seq: 0,
@@ -135,6 +147,7 @@ pub fn load_catalog(db: &DB) -> Result<Catalog, StoreErr> {
 /// (so reads see them); `catalog` is the metadata group's in-memory catalog.
 fn apply_command(
     db: &DB,
+    ro: &ReadOptions,
     group: u64,
     cmd: &Command,
     batch: &mut WriteBatch,
@@ -156,7 +169,7 @@ fn apply_command(
             // replaces, whatever the leader's clock says.
             let prev = match overlay.get(&key) {
                 Some(v) => *v,
-                None => match db.get_pinned_cf(data, &key)? {
+                None => match db.get_pinned_cf_opt(data, &key, ro)? {
                     Some(b) => Some(
                         decode::<StoredItem>(&b)
                             .map_err(|e| StoreErr::Corrupt(e.to_string()))?
@@ -166,10 +179,10 @@ fn apply_command(
                 },
             };
             let version = prev.map_or(*hlc, |p| (*hlc).max(p + 1));
-            let stored = StoredItem {
-                item: item.clone(),
+            let stored = StoredItemRef {
+                item,
                 hlc: version,
-                region: region.clone(),
+                region,
             };
             batch.put_cf(data, &key, encode(&stored));
             overlay.insert(key, Some(version));
@@ -251,6 +264,48 @@ fn apply_command(
     }
 }
 
+/// The batch that applies `entries` (their changes and the new applied state), and their
+/// results. Reads with `ro`; changes only `applied` and `catalog` besides the returned batch.
+fn apply_batch(
+    db: &DB,
+    ro: &ReadOptions,
+    group: u64,
+    entries: &[openraft::Entry<TypeConfig>],
+    applied: &mut AppliedState,
+    mut catalog: Option<&mut Catalog>,
+) -> Result<(WriteBatch, Vec<CommandResult>), StoreErr> {
+    let mut batch = WriteBatch::default();
+    let mut overlay = HashMap::new();
+    let mut results = Vec::with_capacity(entries.len());
+    for e in entries {
+        applied.last_applied = Some(e.log_id);
+        match &e.payload {
+            EntryPayload::Blank => results.push(CommandResult::Done),
+            EntryPayload::Membership(m) => {
+                applied.membership = StoredMembership::new(Some(e.log_id), m.clone());
+                results.push(CommandResult::Done);
+            }
+            EntryPayload::Normal(cmd) => {
+                results.push(apply_command(
+                    db,
+                    ro,
+                    group,
+                    cmd,
+                    &mut batch,
+                    &mut overlay,
+                    catalog.as_deref_mut(),
+                )?);
+            }
+        }
+    }
+    batch.put_cf(
+        db.cf_handle(CF_RAFT_META).expect("cf"),
+        keys::meta_key(group, MetaKind::Applied),
+        encode(&*applied),
+    );
+    Ok((batch, results))
+}
+
 impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = SnapshotBuilder;
 
@@ -270,48 +325,72 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let started = std::time::Instant::now();
         let count = entries.len();
         let group = self.group;
+        // Every entry applied here was appended (submitted to the writer) before this call.
+        let appended = self.log_progress.submitted();
         let mut applied = self.applied.clone();
         let mut catalog = self.catalog.as_ref().map(|(c, _)| c.clone());
-        let storage = self.storage.clone();
-        let (batch, results, applied, catalog) = tokio::task::spawn_blocking(move || {
-            let db = storage.db();
-            let mut batch = WriteBatch::default();
-            let mut overlay = HashMap::new();
-            let mut results = Vec::with_capacity(entries.len());
-            for e in &entries {
-                applied.last_applied = Some(e.log_id);
-                match &e.payload {
-                    EntryPayload::Blank => results.push(CommandResult::Done),
-                    EntryPayload::Membership(m) => {
-                        applied.membership = StoredMembership::new(Some(e.log_id), m.clone());
-                        results.push(CommandResult::Done);
-                    }
-                    EntryPayload::Normal(cmd) => {
-                        results.push(apply_command(
-                            db,
-                            group,
-                            cmd,
-                            &mut batch,
-                            &mut overlay,
-                            catalog.as_mut(),
-                        )?);
+        // The usual case, on this task: the entries are in the WAL already (commit took a round
+        // trip to the followers), every read is served from memory (memtable or block cache),
+        // and the write needs no stall; the write goes straight to RocksDB, after the entries.
+        let mut done = None;
+        if self.log_progress.written() >= appended {
+            let mut ro = ReadOptions::default();
+            ro.set_read_tier(rocksdb::ReadTier::BlockCache);
+            match apply_batch(
+                self.storage.db(),
+                &ro,
+                group,
+                &entries,
+                &mut applied,
+                catalog.as_mut(),
+            ) {
+                Ok((batch, results)) => {
+                    if self
+                        .storage
+                        .try_write_buffered_now(batch)
+                        .map_err(|e| StorageIOError::write_state_machine(&e))?
+                    {
+                        done = Some(results);
                     }
                 }
+                Err(StoreErr::Rocks(e)) if e.kind() == rocksdb::ErrorKind::Incomplete => {}
+                Err(e) => return Err(StorageIOError::write_state_machine(&e).into()),
             }
-            batch.put_cf(
-                db.cf_handle(CF_RAFT_META).expect("cf"),
-                keys::meta_key(group, MetaKind::Applied),
-                encode(&applied),
-            );
-            Ok::<_, StoreErr>((batch, results, applied, catalog))
-        })
-        .await
-        .map_err(|e| StorageIOError::write_state_machine(&e))?
-        .map_err(|e| StorageIOError::write_state_machine(&e))?;
-        self.storage
-            .write(batch, Durability::Buffered)
-            .await
-            .map_err(|e| StorageIOError::write_state_machine(&e))?;
+        }
+        let results = match done {
+            Some(results) => results,
+            None => {
+                // Otherwise on the blocking pool, where reads may wait for the disk and the
+                // write for a stall or for the writer to write the entries first.
+                let mut applied2 = self.applied.clone();
+                let mut catalog2 = self.catalog.as_ref().map(|(c, _)| c.clone());
+                let storage = self.storage.clone();
+                let progress = self.log_progress.clone();
+                let (results, a, c) = tokio::task::spawn_blocking(move || {
+                    let (batch, results) = apply_batch(
+                        storage.db(),
+                        &ReadOptions::default(),
+                        group,
+                        &entries,
+                        &mut applied2,
+                        catalog2.as_mut(),
+                    )?;
+                    if progress.written() >= appended {
+                        storage.write_buffered_now(batch)?;
+                    } else {
+                        // Queue behind the group's appends.
+                        storage.write_buffered_blocking(batch)?;
+                    }
+                    Ok::<_, StoreErr>((results, applied2, catalog2))
+                })
+                .await
+                .map_err(|e| StorageIOError::write_state_machine(&e))?
+                .map_err(|e| StorageIOError::write_state_machine(&e))?;
+                applied = a;
+                catalog = c;
+                results
+            }
+        };
         self.storage
             .metrics()
             .observe_apply(count, started.elapsed());

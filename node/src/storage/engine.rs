@@ -1,7 +1,8 @@
 //! One RocksDB per node, shared by every Raft group, and its group-commit writer.
 //!
 //! Durability rule: every write goes through one writer thread, in submission order. The
-//! thread takes all queued batches and writes each to RocksDB (memtable + WAL). Batches that
+//! thread takes all queued batches and writes each to RocksDB (memtable + WAL buffer: the WAL
+//! is flushed manually, only by the syncer). Batches that
 //! asked for [`Durability::Sync`] then go to a syncer thread, which fsyncs the WAL once
 //! (`FlushWAL(sync = true)`) for everything queued and only then completes them. So concurrent log appends and votes from all shards on the node share
 //! one fsync (group commit), and a completion callback never fires before its data is on disk.
@@ -10,7 +11,14 @@
 //! applied batch records its own last-applied index, so a lost apply is simply re-applied from
 //! the (durable) log.
 //!
-//! Reads use `spawn_blocking` through [`Storage::read`]; nothing here blocks a tokio worker.
+//! The one exception to "every write goes through the writer": a state-machine apply is
+//! written directly ([`Storage::try_write_buffered_now`], [`Storage::write_buffered_now`]),
+//! buffered, by a caller that has first seen the writer write the log entries it applies (see
+//! `raft::state_machine`), so the WAL still holds the apply after its entries.
+//!
+//! Reads use `spawn_blocking` through [`Storage::read`]; the writer queue and
+//! [`Storage::try_write_buffered_now`] (which refuses to wait for a write stall) are the only
+//! ways async code writes.
 
 use std::path::Path;
 use std::sync::mpsc as std_mpsc;
@@ -49,8 +57,9 @@ pub enum StorageError {
 pub enum Durability {
     /// The WAL is fsynced before completion (Raft log, vote, snapshot install).
     Sync,
-    /// Written to the WAL buffer and memtable; survives a process crash but maybe not a power
-    /// loss (state-machine applies, which the durable log can replay).
+    /// Written to the WAL buffer and memtable, not flushed: may be lost on any crash, together
+    /// with everything after it in the WAL (state-machine applies, which the durable log can
+    /// replay). It reaches the WAL file with the next synced write.
     Buffered,
 }
 
@@ -98,6 +107,11 @@ impl Storage {
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(256 << 20);
+        // A write only appends to RocksDB's in-memory WAL buffer; the syncer's
+        // `FlushWAL(sync = true)` writes the buffer out and fsyncs it. This saves a write(2)
+        // per batch. Buffered writes reach the WAL file with the next synced one (on a busy
+        // node, within one fsync round) or when the WAL is switched or the database closed.
+        opts.set_manual_wal_flush(true);
         let cfs = ALL_CFS.iter().map(|name| {
             let mut o = Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
@@ -163,6 +177,36 @@ impl Storage {
             .map_err(|_| StorageError::WriterStopped)
     }
 
+    /// Like [`Storage::submit`], for async callers: waits for room in the writer's queue
+    /// without blocking a tokio worker. Returns once the batch is queued, so batches submitted
+    /// one after the other are written in that order.
+    pub async fn submit_async(
+        &self,
+        batch: WriteBatch,
+        durability: Durability,
+        written: Option<Written>,
+        done: impl FnOnce(Result<(), String>) + Send + 'static,
+    ) -> Result<(), StorageError> {
+        let job = WriteJob {
+            batch,
+            durability,
+            written,
+            done: Box::new(done),
+        };
+        // The queue is bounded; submitting from async code must not block a worker.
+        let sender = self.tx.clone();
+        match sender.try_send(job) {
+            Ok(()) => Ok(()),
+            Err(std_mpsc::TrySendError::Full(job)) => {
+                tokio::task::spawn_blocking(move || sender.send(job))
+                    .await
+                    .map_err(|e| StorageError::Task(e.to_string()))?
+                    .map_err(|_| StorageError::WriterStopped)
+            }
+            Err(std_mpsc::TrySendError::Disconnected(_)) => Err(StorageError::WriterStopped),
+        }
+    }
+
     /// Writes `batch` and waits (asynchronously) until it is written with `durability`.
     pub async fn write(
         &self,
@@ -170,31 +214,57 @@ impl Storage {
         durability: Durability,
     ) -> Result<(), StorageError> {
         let (tx, rx) = oneshot::channel();
-        let job = WriteJob {
-            batch,
-            durability,
-            written: None,
-            done: Box::new(move |r| {
-                let _ = tx.send(r);
-            }),
-        };
-        // The queue is bounded; submitting from async code must not block a worker.
-        let sender = self.tx.clone();
-        match sender.try_send(job) {
-            Ok(()) => {}
-            Err(std_mpsc::TrySendError::Full(job)) => {
-                tokio::task::spawn_blocking(move || sender.send(job))
-                    .await
-                    .map_err(|e| StorageError::Task(e.to_string()))?
-                    .map_err(|_| StorageError::WriterStopped)?;
-            }
-            Err(std_mpsc::TrySendError::Disconnected(_)) => {
-                return Err(StorageError::WriterStopped)
-            }
-        }
+        self.submit_async(batch, durability, None, move |r| {
+            let _ = tx.send(r);
+        })
+        .await?;
         rx.await
             .map_err(|_| StorageError::WriterStopped)?
             .map_err(StorageError::Write)
+    }
+
+    /// Writes `batch` through the writer queue, [`Durability::Buffered`], blocking the calling
+    /// thread until it is written. For blocking-pool threads only, never a tokio worker.
+    pub fn write_buffered_blocking(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let (tx, rx) = std_mpsc::sync_channel(1);
+        self.submit(batch, Durability::Buffered, None, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.recv()
+            .map_err(|_| StorageError::WriterStopped)?
+            .map_err(StorageError::Write)
+    }
+
+    /// Like [`Storage::write_buffered_now`], but never waits for a write stall: returns false,
+    /// with nothing written, when RocksDB would have to stall the write. Meant for async
+    /// callers, for which the write is otherwise as quick as a buffered file write.
+    pub fn try_write_buffered_now(&self, batch: WriteBatch) -> Result<bool, StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        wo.set_no_slowdown(true);
+        match self.db.write_opt(batch, &wo) {
+            Ok(()) => {
+                self.stats
+                    .batches
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(true)
+            }
+            Err(e) if e.kind() == rocksdb::ErrorKind::Incomplete => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `batch` to the memtable and WAL on the calling thread, without the writer queue
+    /// and without an fsync: the [`Durability::Buffered`] guarantee, for a batch whose ordering
+    /// against queued writes the caller has already ensured (see the module docs). Blocking.
+    pub fn write_buffered_now(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(false);
+        self.db.write_opt(batch, &wo)?;
+        self.stats
+            .batches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// Runs a read-only closure on the blocking pool.
