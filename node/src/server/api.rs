@@ -296,7 +296,10 @@ impl Api {
         let ctx = &self.ctx;
         let read = || async {
             let k = storage_key.clone();
-            let stored = ctx.storage.read(move |db| items::get_item(db, &k)).await?;
+            let stored = ctx
+                .storage
+                .read_cached(move |db, ro| items::get_item(db, ro, &k))
+                .await?;
             Ok(proto::GetItemResponse {
                 item: stored.map(|s| item_to_proto(&s.item)),
             })

@@ -1,6 +1,7 @@
 //! Reading items of a shard: point gets and ordered range scans over the data column family.
 //!
-//! These run on the blocking pool (see [`super::Storage::read`]); they read whatever the local
+//! Range reads run on the blocking pool (see [`super::Storage::read`]), point gets first from
+//! memory on the calling task (see [`super::Storage::read_cached`]); they read whatever the local
 //! state machine has applied, which is always committed data.
 
 use ferrodyn_client::value::{item_size, Item};
@@ -20,10 +21,10 @@ pub struct RangePage {
     pub scanned: usize,
 }
 
-/// Point lookup of one stored item.
-pub fn get_item(db: &DB, key: &[u8]) -> Result<Option<StoredItem>, StorageError> {
+/// Point lookup of one stored item, with `ro` (see [`super::Storage::read_cached`]).
+pub fn get_item(db: &DB, ro: &ReadOptions, key: &[u8]) -> Result<Option<StoredItem>, StorageError> {
     let cf = db.cf_handle(CF_DATA).expect("cf");
-    match db.get_pinned_cf(cf, key)? {
+    match db.get_pinned_cf_opt(cf, key, ro)? {
         Some(v) => Ok(Some(
             decode(&v).map_err(|e| StorageError::Corrupt(e.to_string()))?,
         )),
