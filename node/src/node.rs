@@ -419,8 +419,8 @@ impl Node {
             let _ = t.await;
         }
         self.ctx.groups.shutdown().await;
-        // Buffered writes (applies) may still be in RocksDB's WAL buffer (manual WAL flush, see
-        // storage/engine.rs): write it out and fsync it, so a restart need not re-apply them.
+        // Buffered writes (applies) are in the WAL file but maybe not on disk: fsync it once,
+        // so a restart after a clean shutdown never needs to re-apply them.
         if let Err(e) = self
             .ctx
             .storage

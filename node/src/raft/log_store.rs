@@ -388,8 +388,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .map_err(|e| StorageIOError::write_logs(&e))?;
             *self.cache() = LogCache::default();
         }
-        // Readable from the cache as soon as this returns; the writer makes them readable
-        // from RocksDB (and evictable) shortly after, and durable at the next shared fsync.
+        // Readable from the cache at once; this returns only after the writer has written
+        // them to RocksDB (memtable and WAL file), so an entry replication can send survives
+        // a crash of this process (see "What is fsynced" in docs/ARCHITECTURE.md: openraft
+        // restores a restarted leader as leader). Durable at the next shared fsync.
         {
             let mut cache = self.cache();
             for c in new {
@@ -403,12 +405,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let metrics = self.storage.metrics().clone();
         // openraft counts the entries as persisted only when the callback fires, after the
         // fsync that covers them; this group keeps pipelining meanwhile.
+        let (written_tx, written_rx) = tokio::sync::oneshot::channel::<()>();
         self.storage
             .submit_async(
                 b,
                 Durability::Sync,
                 Some(Box::new(move || {
-                    progress.written.store(seq, Ordering::Release)
+                    progress.written.store(seq, Ordering::Release);
+                    let _ = written_tx.send(());
                 })),
                 move |r| {
                     metrics.observe_append(count, started.elapsed());
@@ -416,7 +420,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 },
             )
             .await
-            .map_err(|e| StorageIOError::write_logs(&e).into())
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        // A failed write drops the sender; the error reaches openraft through the callback.
+        let _ = written_rx.await;
+        Ok(())
     }
 
     async fn truncate(&mut self, log_id: LogId<u64>) -> Result<(), SErr> {

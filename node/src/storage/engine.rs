@@ -1,12 +1,12 @@
 //! One RocksDB per node, shared by every Raft group, and its group-commit writer.
 //!
 //! Durability rule: every write goes through one writer thread, in submission order. The
-//! thread takes all queued batches and writes each to RocksDB (memtable + WAL buffer: the WAL
-//! is flushed manually, only by the syncer). Batches that
+//! thread takes all queued batches and writes each to RocksDB (memtable + WAL file). Batches that
 //! asked for [`Durability::Sync`] then go to a syncer thread, which fsyncs the WAL once
 //! (`FlushWAL(sync = true)`) for everything queued and only then completes them. So concurrent log appends and votes from all shards on the node share
 //! one fsync (group commit), and a completion callback never fires before its data is on disk.
-//! Writes asked as [`Durability::Buffered`] (state-machine applies) may be lost on a crash, but
+//! Writes asked as [`Durability::Buffered`] (state-machine applies) survive a crash of the
+//! process but may be lost on a power loss, and then
 //! only together with everything after them in the WAL: RocksDB recovers a prefix, and an
 //! applied batch records its own last-applied index, so a lost apply is simply re-applied from
 //! the (durable) log.
@@ -57,9 +57,9 @@ pub enum StorageError {
 pub enum Durability {
     /// The WAL is fsynced before completion (Raft log, vote, snapshot install).
     Sync,
-    /// Written to the WAL buffer and memtable, not flushed: may be lost on any crash, together
-    /// with everything after it in the WAL (state-machine applies, which the durable log can
-    /// replay). It reaches the WAL file with the next synced write.
+    /// Written to the memtable and the WAL file, not fsynced: survives a crash of the process,
+    /// may be lost on a power loss together with everything after it in the WAL
+    /// (state-machine applies, which the durable log can replay).
     Buffered,
 }
 
@@ -107,11 +107,12 @@ impl Storage {
         opts.set_max_background_jobs(2);
         opts.set_keep_log_file_num(4);
         opts.set_max_total_wal_size(256 << 20);
-        // A write only appends to RocksDB's in-memory WAL buffer; the syncer's
-        // `FlushWAL(sync = true)` writes the buffer out and fsyncs it. This saves a write(2)
-        // per batch. Buffered writes reach the WAL file with the next synced one (on a busy
-        // node, within one fsync round) or when the WAL is switched or the database closed.
-        opts.set_manual_wal_flush(true);
+        // No `manual_wal_flush`: every write reaches the WAL file (the OS) when it is written,
+        // so it survives a crash of the process. openraft restores a node that was leader as
+        // leader at start-up, without learning the commit index again; that is only safe if
+        // the node lost none of the log entries it replicated, nor the applies it answered
+        // clients from. A Jepsen run (kill -9 of a majority) caught a stale read when this
+        // was on.
         let cfs = ALL_CFS.iter().map(|name| {
             let mut o = Options::default();
             o.set_compression_type(rocksdb::DBCompressionType::Lz4);
