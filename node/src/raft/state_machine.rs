@@ -334,11 +334,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         // and the write needs no stall; the write goes straight to RocksDB, after the entries.
         let mut done = None;
         if self.log_progress.written() >= appended {
-            let mut ro = ReadOptions::default();
-            ro.set_read_tier(rocksdb::ReadTier::BlockCache);
             match apply_batch(
                 self.storage.db(),
-                &ro,
+                &crate::storage::engine::memory_only(),
                 group,
                 &entries,
                 &mut applied,

@@ -279,9 +279,7 @@ impl Storage {
         T: Send + 'static,
         F: Fn(&DB, &ReadOptions) -> Result<T, StorageError> + Send + 'static,
     {
-        let mut memory_only = ReadOptions::default();
-        memory_only.set_read_tier(rocksdb::ReadTier::BlockCache);
-        match f(&self.db, &memory_only) {
+        match f(&self.db, &memory_only()) {
             Err(StorageError::Rocks(e)) if e.kind() == rocksdb::ErrorKind::Incomplete => {}
             done => return done,
         }
@@ -302,6 +300,16 @@ impl Storage {
             .await
             .map_err(|e| StorageError::Task(e.to_string()))?
     }
+}
+
+/// Read options limited to the memtables and the block cache (`ReadTier::BlockCache`): RocksDB
+/// never touches the disk and answers `Incomplete` instead, so such a read takes microseconds
+/// and may run on an async worker. Used by [`Storage::read_cached`] and the state machine's
+/// apply.
+pub fn memory_only() -> ReadOptions {
+    let mut ro = ReadOptions::default();
+    ro.set_read_tier(rocksdb::ReadTier::BlockCache);
+    ro
 }
 
 fn writer_loop(
@@ -441,6 +449,18 @@ mod tests {
         assert_eq!(n, 200);
     }
 
+    /// Opens the database again once the previous `Storage`'s writer thread has let go of it
+    /// (it holds the DB until its channel closes).
+    async fn reopen(path: &Path) -> Storage {
+        for _ in 0..50 {
+            match Storage::open(path) {
+                Ok(s) => return s,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        panic!("cannot reopen {}", path.display());
+    }
+
     #[tokio::test]
     async fn read_cached_answers_from_memory_and_falls_back_to_disk() {
         let dir = tempfile::tempdir().unwrap();
@@ -466,17 +486,7 @@ mod tests {
         }
         // Reopened: the item is only in an SST file, not in any cache, so the memory-only
         // attempt is incomplete and the read is retried on the blocking pool.
-        let mut st = None;
-        for _ in 0..50 {
-            match Storage::open(dir.path()) {
-                Ok(s) => {
-                    st = Some(s);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
-        let st = st.expect("reopen");
+        let st = reopen(dir.path()).await;
         let attempts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let a = attempts.clone();
         let v = st
@@ -499,18 +509,7 @@ mod tests {
             b.put_cf(st.cf(CF_DATA), b"k", b"v");
             st.write(b, Durability::Sync).await.unwrap();
         }
-        // The writer thread holds the DB until its channel closes; wait for the lock to drop.
-        let mut st = None;
-        for _ in 0..50 {
-            match Storage::open(dir.path()) {
-                Ok(s) => {
-                    st = Some(s);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
-        }
-        let st = st.expect("reopen");
+        let st = reopen(dir.path()).await;
         let v = st
             .read(|db| Ok(db.get_cf(db.cf_handle(CF_DATA).unwrap(), b"k")?))
             .await
