@@ -106,6 +106,9 @@ pub struct RaftSettings {
     pub snapshot_every_logs: u64,
     /// Log entries kept behind a snapshot so lagging followers catch up from the log.
     pub logs_kept_after_snapshot: u64,
+    /// Most proposals (log entries) a group's leader keeps in flight; writes arriving while
+    /// they are go into one batched entry (see `raft::proposer`).
+    pub max_inflight_proposals: usize,
 }
 
 impl Default for RaftSettings {
@@ -116,6 +119,7 @@ impl Default for RaftSettings {
             election_timeout_max_ms: 600,
             snapshot_every_logs: 20_000,
             logs_kept_after_snapshot: 5_000,
+            max_inflight_proposals: 2,
         }
     }
 }
@@ -377,6 +381,12 @@ impl NodeConfig {
         if r.snapshot_every_logs == 0 {
             return Err(invalid("raft.snapshot_every_logs", "must be positive"));
         }
+        if r.max_inflight_proposals == 0 || r.max_inflight_proposals > 64 {
+            return Err(invalid(
+                "raft.max_inflight_proposals",
+                format!("{} is outside 1..=64", r.max_inflight_proposals),
+            ));
+        }
         if !self.unsafe_test_mode {
             if let Some(&field) = self.testing.active().first() {
                 return Err(invalid(
@@ -479,6 +489,10 @@ mod tests {
             (
                 Box::new(|c| c.raft.election_timeout_min_ms = 100),
                 "raft.election_timeout_min_ms",
+            ),
+            (
+                Box::new(|c| c.raft.max_inflight_proposals = 0),
+                "raft.max_inflight_proposals",
             ),
             (Box::new(|c| c.region = "a b".into()), "region"),
         ];

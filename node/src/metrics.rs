@@ -14,6 +14,7 @@
 //! | `ferrodyn_raft_append_entries` | histogram | | entries per log append |
 //! | `ferrodyn_raft_apply_duration_seconds` | histogram | | `raft/state_machine.rs`: one apply batch |
 //! | `ferrodyn_raft_apply_entries` | histogram | | entries per apply batch |
+//! | `ferrodyn_raft_proposal_commands` | histogram | | `raft/proposer.rs`: writes batched into one proposed entry |
 //! | `ferrodyn_storage_fsync_duration_seconds` | histogram | | `storage/engine.rs`: one WAL fsync |
 //! | `ferrodyn_storage_fsync_round_writes` | histogram | | writes made durable by one fsync (group commit) |
 //! | `ferrodyn_storage_write_round_batches` | histogram | | batches the writer thread wrote in one round |
@@ -193,6 +194,7 @@ pub struct Metrics {
     append_entries: Histogram,
     apply_seconds: Histogram,
     apply_entries: Histogram,
+    proposal_commands: Histogram,
     fsync_seconds: Histogram,
     fsync_round_writes: Histogram,
     write_round_batches: Histogram,
@@ -294,6 +296,12 @@ impl Metrics {
                 "Duration of one WAL fsync of the group-commit syncer.",
                 FSYNC_BUCKETS,
             ),
+            proposal_commands: histogram(
+                r,
+                "ferrodyn_raft_proposal_commands",
+                "Writes a leader batched into one proposed log entry.",
+                SIZE_BUCKETS,
+            ),
             fsync_round_writes: histogram(
                 r,
                 "ferrodyn_storage_fsync_round_writes",
@@ -367,6 +375,11 @@ impl Metrics {
     pub fn observe_apply(&self, entries: usize, elapsed: Duration) {
         self.apply_entries.observe(entries as f64);
         self.apply_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one proposed log entry carrying `commands` writes.
+    pub fn observe_proposal(&self, commands: usize) {
+        self.proposal_commands.observe(commands as f64);
     }
 
     /// Records one WAL fsync covering `writes` durable writes.
@@ -530,6 +543,7 @@ mod tests {
         "ferrodyn_raft_append_entries",
         "ferrodyn_raft_apply_duration_seconds",
         "ferrodyn_raft_apply_entries",
+        "ferrodyn_raft_proposal_commands",
         "ferrodyn_storage_fsync_duration_seconds",
         "ferrodyn_storage_fsync_round_writes",
         "ferrodyn_storage_write_round_batches",
@@ -547,6 +561,7 @@ mod tests {
         m.observe_apply(3, Duration::from_micros(300));
         m.observe_fsync(7, Duration::from_millis(1));
         m.observe_write_round(2);
+        m.observe_proposal(4);
         m
     }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrodyn_client::error::WireError;
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use tokio::sync::watch;
 
 use crate::catalog::{CatalogRef, TableDesc};
@@ -15,6 +15,7 @@ use crate::error::{NodeError, NodeResult};
 use crate::placement::Layout;
 use crate::raft::groups::Groups;
 use crate::raft::network::{FaultInjector, Peers};
+use crate::raft::proposer::ProposeError;
 use crate::raft::{raft_config, Command, CommandResult, Rejection};
 use crate::storage::keys::{self, CF_NODE, META_GROUP, NODE_ID_KEY, NODE_LAYOUT_KEY};
 use crate::storage::{Durability, Storage};
@@ -91,6 +92,7 @@ impl NodeCtx {
             &storage,
             peers.clone(),
             rcfg,
+            cfg.raft.max_inflight_proposals,
             catalog_tx,
         )
         .await?;
@@ -133,12 +135,12 @@ impl NodeCtx {
 
     /// Replicates `cmd` through `group` (this node must lead it) and returns its result.
     pub async fn propose(&self, group: u64, cmd: Command) -> NodeResult<CommandResult> {
-        let raft = self
+        let proposer = self
             .groups
-            .get(group)
+            .proposer(group)
             .ok_or_else(|| self.not_leader(group, None))?;
         let started = std::time::Instant::now();
-        let r = tokio::time::timeout(PROPOSE_TIMEOUT, raft.client_write(cmd.into())).await;
+        let r = tokio::time::timeout(PROPOSE_TIMEOUT, proposer.propose(cmd)).await;
         self.storage
             .metrics()
             .observe_commit(matches!(r, Ok(Ok(_))), started);
@@ -147,14 +149,10 @@ impl NodeCtx {
                 "shard {group}: write not committed within {}s (it may still apply)",
                 PROPOSE_TIMEOUT.as_secs()
             ))),
-            Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
-                Err(self.not_leader(group, f.leader_id))
-            }
-            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
-                Err(NodeError::Internal(e.to_string()))
-            }
-            Ok(Err(RaftError::Fatal(e))) => {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(ProposeError::ForwardToLeader(leader))) => Err(self.not_leader(group, leader)),
+            Ok(Err(ProposeError::Internal(e))) => Err(NodeError::Internal(e)),
+            Ok(Err(ProposeError::Stopped(e))) => {
                 Err(NodeError::Unavailable(format!("shard {group}: {e}")))
             }
         }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 
 use super::log_store::LogStore;
 use super::network::{NetworkFactory, Peers};
+use super::proposer::Proposer;
 use super::state_machine::StateMachine;
 use super::RaftHandle;
 use crate::catalog::CatalogRef;
@@ -34,6 +35,8 @@ pub fn members_of(layout: &Layout, group: u64) -> Vec<u64> {
 /// The groups of this node.
 pub struct Groups {
     map: HashMap<u64, RaftHandle>,
+    /// Each group's proposal batcher; writes go through it rather than to `client_write`.
+    proposers: HashMap<u64, Proposer>,
 }
 
 impl Groups {
@@ -45,9 +48,11 @@ impl Groups {
         storage: &Storage,
         peers: Arc<Peers>,
         config: Arc<openraft::Config>,
+        max_inflight_proposals: usize,
         catalog_tx: watch::Sender<CatalogRef>,
     ) -> Result<Groups, NodeError> {
         let mut map = HashMap::new();
+        let mut proposers = HashMap::new();
         let mut catalog_tx = Some(catalog_tx);
         let groups: Vec<u64> = std::iter::once(META_GROUP)
             .chain(
@@ -78,9 +83,18 @@ impl Groups {
             if members[0] == node_id {
                 initialize_once(storage, group, &raft, layout, &members).await?;
             }
+            proposers.insert(
+                group,
+                Proposer::start(
+                    group,
+                    raft.clone(),
+                    max_inflight_proposals,
+                    storage.metrics().clone(),
+                ),
+            );
             map.insert(group, raft);
         }
-        Ok(Groups { map })
+        Ok(Groups { map, proposers })
     }
 
     /// The group `group`, if hosted here.
@@ -88,13 +102,20 @@ impl Groups {
         self.map.get(&group)
     }
 
+    /// The proposal batcher of `group`, if hosted here.
+    pub fn proposer(&self, group: u64) -> Option<&Proposer> {
+        self.proposers.get(&group)
+    }
+
     /// Every hosted group, by id.
     pub fn iter(&self) -> impl Iterator<Item = (&u64, &RaftHandle)> {
         self.map.iter()
     }
 
-    /// Stops every group and waits for each to finish.
+    /// Stops every group and waits for each to finish: first the proposal batchers (no new
+    /// entries), then the Raft groups.
     pub async fn shutdown(&self) {
+        futures::future::join_all(self.proposers.values().map(Proposer::shutdown)).await;
         let stops = self.map.values().map(|r| async move {
             let _ = r.shutdown().await;
         });

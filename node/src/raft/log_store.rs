@@ -1,16 +1,17 @@
 //! The Raft log and vote of one group, in the node's shared RocksDB.
 //!
-//! Durability: `save_vote` returns only after the vote is fsynced; `append` hands the entries to
-//! the group-commit writer and fires openraft's `LogFlushed` callback only after the WAL fsync
-//! that covers them, so openraft never counts an entry as persisted before it is on disk.
+//! Durability: `save_vote` returns only after the vote is fsynced. `append` writes the entries
+//! to RocksDB (memtable and WAL file) before it returns, on the calling task, or through the
+//! writer's queue when RocksDB would stall the write, and fires openraft's `LogFlushed`
+//! callback only after the shared WAL fsync that covers them (group commit), so openraft never
+//! counts an entry as persisted before it is on disk.
 //! Truncation is fsynced before it returns (entries openraft was told are gone must not come
 //! back after a crash). Purge is buffered: losing one only keeps more log than needed.
 //!
 //! Reads: the group's most recent entries are also kept in memory ([`LogCache`]). `append` puts
-//! them there before it returns, so they are readable at once even while the writer has not
-//! yet written them, and replication and apply read them without a trip to RocksDB. An entry
-//! leaves the cache only once the writer has written it (or the log no longer has it), so
-//! everything older than the cache is in RocksDB.
+//! them there before it returns, so replication and apply read them without a trip to
+//! RocksDB. An entry leaves the cache only once it is written (or the log no longer has it),
+//! so everything older than the cache is in RocksDB.
 
 use std::collections::VecDeque;
 use std::fmt::Debug;
@@ -359,24 +360,24 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I::IntoIter: Send,
     {
         let started = std::time::Instant::now();
-        let cf = self.storage.cf(CF_RAFT_LOG);
         let seq = self.progress.submitted.load(Ordering::Relaxed) + 1;
-        let mut b = WriteBatch::default();
         let mut new = Vec::new();
         for e in entries {
             let bytes = encode(&e);
-            b.put_cf(cf, keys::log_key(self.group, e.log_id.index), &bytes);
-            new.push(Cached {
-                entry: e,
-                size: bytes.len(),
-                seq,
-            });
+            new.push((
+                Cached {
+                    entry: e,
+                    size: bytes.len(),
+                    seq,
+                },
+                bytes,
+            ));
         }
         let count = new.len();
         let contiguous = {
             let cache = self.cache();
             match (cache.next_index(), new.first()) {
-                (Some(next), Some(c)) => c.entry.log_id.index == next,
+                (Some(next), Some((c, _))) => c.entry.log_id.index == next,
                 _ => true,
             }
         };
@@ -388,23 +389,50 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                 .map_err(|e| StorageIOError::write_logs(&e))?;
             *self.cache() = LogCache::default();
         }
-        // Readable from the cache at once; this returns only after the writer has written
-        // them to RocksDB (memtable and WAL file), so an entry replication can send survives
-        // a crash of this process (see "What is fsynced" in docs/ARCHITECTURE.md: openraft
-        // restores a restarted leader as leader). Durable at the next shared fsync.
+        let batch = |new: &[(Cached, Vec<u8>)]| {
+            let cf = self.storage.cf(CF_RAFT_LOG);
+            let mut b = WriteBatch::default();
+            for (c, bytes) in new {
+                b.put_cf(cf, keys::log_key(self.group, c.entry.log_id.index), bytes);
+            }
+            b
+        };
+        let metrics = self.storage.metrics().clone();
+        // openraft counts the entries as persisted only when the callback fires, after the
+        // fsync that covers them; this group keeps pipelining meanwhile.
+        let done = move |r: Result<(), String>| {
+            metrics.observe_append(count, started.elapsed());
+            callback.log_io_completed(r.map_err(std::io::Error::other))
+        };
+        // Written (memtable and WAL file) before this returns, so an entry replication can
+        // send survives a crash of this process (see "What is fsynced" in
+        // docs/ARCHITECTURE.md: openraft restores a restarted leader as leader); durable at the
+        // next shared fsync. Usually written right here: appends of one group come from its
+        // one Raft task, in order. If RocksDB would stall the write, it goes through the
+        // writer's queue instead, and this waits until the writer has written it, so the
+        // group's next append is still written after it.
+        let done = self
+            .storage
+            .try_write_now_synced(batch(&new), done)
+            .map_err(|e| StorageIOError::write_logs(&e))?
+            .err();
+        let queued = done.map(|done| (batch(&new), done));
         {
             let mut cache = self.cache();
-            for c in new {
+            for (c, _) in new {
                 cache.bytes += c.size;
                 cache.entries.push_back(c);
+            }
+            if queued.is_none() {
+                self.progress.written.store(seq, Ordering::Release);
             }
             cache.evict(self.progress.written());
         }
         self.progress.submitted.store(seq, Ordering::Release);
+        let Some((b, done)) = queued else {
+            return Ok(());
+        };
         let progress = self.progress.clone();
-        let metrics = self.storage.metrics().clone();
-        // openraft counts the entries as persisted only when the callback fires, after the
-        // fsync that covers them; this group keeps pipelining meanwhile.
         let (written_tx, written_rx) = tokio::sync::oneshot::channel::<()>();
         self.storage
             .submit_async(
@@ -414,10 +442,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
                     progress.written.store(seq, Ordering::Release);
                     let _ = written_tx.send(());
                 })),
-                move |r| {
-                    metrics.observe_append(count, started.elapsed());
-                    callback.log_io_completed(r.map_err(std::io::Error::other))
-                },
+                done,
             )
             .await
             .map_err(|e| StorageIOError::write_logs(&e))?;

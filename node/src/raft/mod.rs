@@ -4,11 +4,13 @@
 //! - [`log_store`]: the Raft log and vote in the node's RocksDB (group-committed fsyncs).
 //! - [`state_machine`]: applies commands to items and the catalog; snapshots a group's range.
 //! - [`network`]: Raft RPCs over one tonic channel per peer node, with fault injection.
+//! - [`proposer`]: batches the writes that queue behind a leader's in-flight proposals.
 //! - [`groups`]: creating, initializing (exactly once) and looking up the node's groups.
 
 pub mod groups;
 pub mod log_store;
 pub mod network;
+pub mod proposer;
 pub mod state_machine;
 
 use std::io::Cursor;
@@ -92,6 +94,27 @@ pub enum Command {
         /// Table id.
         table: u64,
     },
+    /// Several commands in one log entry, applied in order, one result each (proposal
+    /// batching on the leader, see [`proposer`]).
+    Batch(Vec<Command>),
+}
+
+impl Command {
+    /// Rough encoded size in bytes, to bound batches.
+    pub fn approx_size(&self) -> usize {
+        match self {
+            Command::Put {
+                pk,
+                sk,
+                item,
+                region,
+                ..
+            } => 64 + pk.len() + sk.len() + region.len() + ferrodyn_client::value::item_size(item),
+            Command::Delete { pk, sk, region, .. } => 64 + pk.len() + sk.len() + region.len(),
+            Command::Batch(cmds) => cmds.iter().map(Command::approx_size).sum(),
+            _ => 256,
+        }
+    }
 }
 
 /// Why an applied command was refused. Deterministic: every replica refuses alike.
@@ -113,6 +136,8 @@ pub enum CommandResult {
     Table(TableDesc),
     /// Refused; nothing changed.
     Rejected(Rejection),
+    /// The results of a [`Command::Batch`], in its order.
+    Batch(Vec<CommandResult>),
 }
 
 /// An item as stored: the item plus what last-writer-wins replication needs.

@@ -40,6 +40,33 @@ type Membership = StoredMembership<u64, openraft::BasicNode>;
 struct AppliedState {
     last_applied: Option<LogId<u64>>,
     membership: Membership,
+    /// At least the version (HLC) of every item the group stores: a put stamped above it
+    /// replaces an older version whatever is stored, so its apply skips reading the previous
+    /// item. Only an upper bound, so skipping never changes the applied version.
+    max_version: u64,
+}
+
+/// [`AppliedState`] as written before it had `max_version`.
+#[derive(Deserialize)]
+struct LegacyAppliedState {
+    last_applied: Option<LogId<u64>>,
+    membership: Membership,
+}
+
+impl AppliedState {
+    /// Decodes the stored state; a state stored without `max_version` gets `u64::MAX`, so
+    /// every put reads its previous version, as before.
+    fn decode(bytes: &[u8]) -> Result<AppliedState, StoreErr> {
+        decode::<AppliedState>(bytes).or_else(|e| {
+            decode::<LegacyAppliedState>(bytes)
+                .map(|l| AppliedState {
+                    last_applied: l.last_applied,
+                    membership: l.membership,
+                    max_version: u64::MAX,
+                })
+                .map_err(|_| StoreErr::Corrupt(e.to_string()))
+        })
+    }
 }
 
 /// The serialized form of a snapshot: the applied state and every key of the group's range.
@@ -84,7 +111,7 @@ impl StateMachine {
             .read(move |db| {
                 let cf = db.cf_handle(CF_RAFT_META).expect("cf");
                 match db.get_cf(cf, key)? {
-                    Some(v) => decode(&v).map_err(|e| StoreErr::Corrupt(e.to_string())),
+                    Some(v) => AppliedState::decode(&v),
                     None => Ok(AppliedState::default()),
                 }
             })
@@ -143,19 +170,42 @@ pub fn load_catalog(db: &DB) -> Result<Catalog, StoreErr> {
     Ok(cat)
 }
 
-/// Applies one command to the batch. `overlay` holds items written earlier in the same batch
-/// (so reads see them); `catalog` is the metadata group's in-memory catalog.
+/// What one apply batch accumulates.
+struct ApplyBuf {
+    /// The batch's writes.
+    batch: WriteBatch,
+    /// Versions written earlier in the batch (`None`: deleted), so later reads see them.
+    overlay: HashMap<Vec<u8>, Option<u64>>,
+    /// The group's version bound (see [`AppliedState::max_version`]).
+    max_version: u64,
+}
+
+/// Applies one command into `buf`; `catalog` is the metadata group's in-memory catalog.
 fn apply_command(
     db: &DB,
     ro: &ReadOptions,
     group: u64,
     cmd: &Command,
-    batch: &mut WriteBatch,
-    overlay: &mut HashMap<Vec<u8>, Option<u64>>,
+    buf: &mut ApplyBuf,
     catalog: Option<&mut Catalog>,
 ) -> Result<CommandResult, StoreErr> {
     let data = db.cf_handle(CF_DATA).expect("cf");
+    let mut catalog = catalog;
     match cmd {
+        Command::Batch(cmds) => {
+            let mut results = Vec::with_capacity(cmds.len());
+            for c in cmds {
+                results.push(apply_command(
+                    db,
+                    ro,
+                    group,
+                    c,
+                    buf,
+                    catalog.as_deref_mut(),
+                )?);
+            }
+            Ok(CommandResult::Batch(results))
+        }
         Command::Put {
             table,
             pk,
@@ -166,38 +216,45 @@ fn apply_command(
         } => {
             let key = keys::item_key(group, *table, pk, sk);
             // Last-writer-wins needs a local write to carry a version above the one it
-            // replaces, whatever the leader's clock says.
-            let prev = match overlay.get(&key) {
-                Some(v) => *v,
-                None => match db.get_pinned_cf_opt(data, &key, ro)? {
-                    Some(b) => Some(
-                        decode::<StoredItem>(&b)
-                            .map_err(|e| StoreErr::Corrupt(e.to_string()))?
-                            .hlc,
-                    ),
-                    None => None,
-                },
+            // replaces, whatever the leader's clock says. Stamped above every version in the
+            // group (the usual case: the leader's clock only moves forward), it is; otherwise
+            // read the previous version.
+            let version = if *hlc > buf.max_version {
+                *hlc
+            } else {
+                let prev = match buf.overlay.get(&key) {
+                    Some(v) => *v,
+                    None => match db.get_pinned_cf_opt(data, &key, ro)? {
+                        Some(b) => Some(
+                            decode::<StoredItem>(&b)
+                                .map_err(|e| StoreErr::Corrupt(e.to_string()))?
+                                .hlc,
+                        ),
+                        None => None,
+                    },
+                };
+                prev.map_or(*hlc, |p| (*hlc).max(p + 1))
             };
-            let version = prev.map_or(*hlc, |p| (*hlc).max(p + 1));
+            buf.max_version = (buf.max_version).max(version);
             let stored = StoredItemRef {
                 item,
                 hlc: version,
                 region,
             };
-            batch.put_cf(data, &key, encode(&stored));
-            overlay.insert(key, Some(version));
+            buf.batch.put_cf(data, &key, encode(&stored));
+            buf.overlay.insert(key, Some(version));
             Ok(CommandResult::Done)
         }
         Command::Delete { table, pk, sk, .. } => {
             let key = keys::item_key(group, *table, pk, sk);
-            batch.delete_cf(data, &key);
-            overlay.insert(key, None);
+            buf.batch.delete_cf(data, &key);
+            buf.overlay.insert(key, None);
             Ok(CommandResult::Done)
         }
         Command::DropTableData { table } => {
             let (s, e) = keys::table_range(group, *table);
-            batch.delete_range_cf(data, s, e);
-            overlay.clear();
+            buf.batch.delete_range_cf(data, s, e);
+            buf.overlay.clear();
             Ok(CommandResult::Done)
         }
         Command::CreateTable {
@@ -222,8 +279,9 @@ fn apply_command(
             };
             cat.next_table_id += 1;
             cat.tables.insert(name.clone(), desc.clone());
-            batch.put_cf(data, keys::catalog_table_key(name), encode(&desc));
-            batch.put_cf(
+            buf.batch
+                .put_cf(data, keys::catalog_table_key(name), encode(&desc));
+            buf.batch.put_cf(
                 data,
                 keys::catalog_counter_key(),
                 encode(&(cat.next_table_id, &cat.dropped)),
@@ -240,8 +298,8 @@ fn apply_command(
                 )));
             };
             cat.dropped.push(desc.id);
-            batch.delete_cf(data, keys::catalog_table_key(name));
-            batch.put_cf(
+            buf.batch.delete_cf(data, keys::catalog_table_key(name));
+            buf.batch.put_cf(
                 data,
                 keys::catalog_counter_key(),
                 encode(&(cat.next_table_id, &cat.dropped)),
@@ -257,7 +315,8 @@ fn apply_command(
             };
             if cat.layout.is_none() {
                 cat.layout = Some(layout.clone());
-                batch.put_cf(data, keys::catalog_layout_key(), encode(layout));
+                buf.batch
+                    .put_cf(data, keys::catalog_layout_key(), encode(layout));
             }
             Ok(CommandResult::Done)
         }
@@ -274,8 +333,11 @@ fn apply_batch(
     applied: &mut AppliedState,
     mut catalog: Option<&mut Catalog>,
 ) -> Result<(WriteBatch, Vec<CommandResult>), StoreErr> {
-    let mut batch = WriteBatch::default();
-    let mut overlay = HashMap::new();
+    let mut buf = ApplyBuf {
+        batch: WriteBatch::default(),
+        overlay: HashMap::new(),
+        max_version: applied.max_version,
+    };
     let mut results = Vec::with_capacity(entries.len());
     for e in entries {
         applied.last_applied = Some(e.log_id);
@@ -291,13 +353,14 @@ fn apply_batch(
                     ro,
                     group,
                     cmd,
-                    &mut batch,
-                    &mut overlay,
+                    &mut buf,
                     catalog.as_deref_mut(),
                 )?);
             }
         }
     }
+    applied.max_version = buf.max_version;
+    let mut batch = buf.batch;
     batch.put_cf(
         db.cf_handle(CF_RAFT_META).expect("cf"),
         keys::meta_key(group, MetaKind::Applied),
@@ -440,6 +503,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let applied = AppliedState {
             last_applied: meta.last_log_id,
             membership: meta.last_membership.clone(),
+            // The bound of the leader that built the snapshot covers every item in it.
+            max_version: payload.applied.max_version,
         };
         batch.put_cf(
             self.storage.cf(CF_RAFT_META),
@@ -541,5 +606,133 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             meta,
             snapshot: Box::new(Cursor::new(bytes)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ferrodyn_client::value::AttributeValue;
+    use openraft::{CommittedLeaderId, Entry};
+
+    use super::super::log_store::LogStore;
+    use super::*;
+
+    const GROUP: u64 = 5;
+
+    fn put(pk: &str, hlc: u64) -> Command {
+        let mut item = ferrodyn_client::value::Item::new();
+        item.insert("pk".into(), AttributeValue::S(pk.into()));
+        Command::Put {
+            table: 1,
+            pk: pk.as_bytes().to_vec(),
+            sk: Vec::new(),
+            item,
+            hlc,
+            region: "r1".into(),
+        }
+    }
+
+    fn entry(index: u64, cmd: Command) -> Entry<TypeConfig> {
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(Arc::new(cmd)),
+        }
+    }
+
+    async fn open(dir: &std::path::Path) -> (Storage, StateMachine) {
+        let storage = Storage::open(dir).unwrap();
+        let log = LogStore::new(GROUP, storage.clone());
+        let sm = StateMachine::open(GROUP, storage.clone(), log.progress(), None)
+            .await
+            .unwrap();
+        (storage, sm)
+    }
+
+    fn version(storage: &Storage, pk: &str) -> u64 {
+        let key = keys::item_key(GROUP, 1, pk.as_bytes(), &[]);
+        let v = storage.db().get_cf(storage.cf(CF_DATA), key).unwrap();
+        decode::<StoredItem>(&v.expect("item stored")).unwrap().hlc
+    }
+
+    /// A put never gets a version at or below the one it replaces, whether or not its stamp
+    /// is above the group's bound (the bound only lets it skip reading the previous item).
+    #[tokio::test]
+    async fn put_versions_stay_above_what_they_replace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut sm) = open(dir.path()).await;
+        sm.apply(vec![entry(1, put("a", 100))]).await.unwrap();
+        assert_eq!(version(&storage, "a"), 100);
+        // A slower clock: stamped 50, stored above 100.
+        sm.apply(vec![entry(2, put("a", 50))]).await.unwrap();
+        assert_eq!(version(&storage, "a"), 101);
+        // Below the bound but a new key: keeps its own stamp.
+        sm.apply(vec![entry(3, put("b", 60))]).await.unwrap();
+        assert_eq!(version(&storage, "b"), 60);
+        // Above the bound: its stamp.
+        sm.apply(vec![entry(4, put("a", 500))]).await.unwrap();
+        assert_eq!(version(&storage, "a"), 500);
+        assert_eq!(sm.applied.max_version, 500);
+    }
+
+    /// The bound survives a restart, and a state stored without one reads every previous
+    /// version.
+    #[tokio::test]
+    async fn version_bound_survives_restart_and_legacy_state_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_storage, mut sm) = open(dir.path()).await;
+            sm.apply(vec![entry(1, put("a", 100))]).await.unwrap();
+        }
+        // The previous writer thread lets go of the database asynchronously.
+        let mut storage = Storage::open(dir.path());
+        for _ in 0..100 {
+            if storage.is_ok() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            storage = Storage::open(dir.path());
+        }
+        let storage = storage.unwrap();
+        let log = LogStore::new(GROUP, storage.clone());
+        let mut sm = StateMachine::open(GROUP, storage.clone(), log.progress(), None)
+            .await
+            .unwrap();
+        assert_eq!(sm.applied.max_version, 100);
+        sm.apply(vec![entry(2, put("a", 90))]).await.unwrap();
+        assert_eq!(version(&storage, "a"), 101);
+
+        #[derive(Serialize)]
+        struct Legacy {
+            last_applied: Option<LogId<u64>>,
+            membership: Membership,
+        }
+        let legacy = encode(&Legacy {
+            last_applied: Some(LogId::new(CommittedLeaderId::new(1, 1), 7)),
+            membership: Membership::default(),
+        });
+        let st = AppliedState::decode(&legacy).unwrap();
+        assert_eq!(st.last_applied.map(|l| l.index), Some(7));
+        assert_eq!(st.max_version, u64::MAX);
+        assert!(AppliedState::decode(&[1, 2, 3]).is_err());
+    }
+
+    /// A batched entry applies its commands in order and returns one result per command.
+    #[tokio::test]
+    async fn batch_applies_in_order_with_a_result_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut sm) = open(dir.path()).await;
+        let batch = Command::Batch(vec![put("a", 10), put("a", 5), put("b", 7)]);
+        let results = sm.apply(vec![entry(1, batch)]).await.unwrap();
+        assert_eq!(
+            results,
+            vec![CommandResult::Batch(vec![
+                CommandResult::Done,
+                CommandResult::Done,
+                CommandResult::Done
+            ])]
+        );
+        // The second put of "a" saw the first one (in the same batch) and went above it.
+        assert_eq!(version(&storage, "a"), 11);
+        assert_eq!(version(&storage, "b"), 7);
     }
 }

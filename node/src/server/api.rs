@@ -120,7 +120,7 @@ impl Api {
                         table: Some(t.to_proto()),
                     }),
                     CommandResult::Rejected(r) => Err(NodeCtx::rejection(r)),
-                    CommandResult::Done => {
+                    CommandResult::Done | CommandResult::Batch(_) => {
                         Err(NodeError::Internal("create table returned no table".into()))
                     }
                 }
@@ -158,7 +158,7 @@ impl Api {
                         table: Some(t.to_proto()),
                     }),
                     CommandResult::Rejected(r) => Err(NodeCtx::rejection(r)),
-                    CommandResult::Done => {
+                    CommandResult::Done | CommandResult::Batch(_) => {
                         Err(NodeError::Internal("delete table returned no table".into()))
                     }
                 }

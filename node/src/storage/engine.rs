@@ -88,6 +88,8 @@ pub struct WriterStats {
 pub struct Storage {
     db: Arc<DB>,
     tx: std_mpsc::SyncSender<WriteJob>,
+    /// Completions waiting for the next WAL fsync (see [`Storage::try_write_now_synced`]).
+    sync_tx: std_mpsc::Sender<Done>,
     stats: Arc<WriterStats>,
     metrics: Arc<Metrics>,
 }
@@ -121,16 +123,24 @@ impl Storage {
         });
         let db = Arc::new(DB::open_cf_descriptors(&opts, path, cfs)?);
         let (tx, rx) = std_mpsc::sync_channel::<WriteJob>(QUEUE_DEPTH);
+        let (sync_tx, sync_rx) = std_mpsc::channel::<Done>();
         let stats = Arc::new(WriterStats::default());
         let metrics = Arc::new(Metrics::new());
-        let (wdb, wstats, wmetrics) = (db.clone(), stats.clone(), metrics.clone());
+        let (sdb, sstats, smetrics) = (db.clone(), stats.clone(), metrics.clone());
+        thread::Builder::new()
+            .name("ferrodyn-syncer".into())
+            .spawn(move || syncer_loop(sdb, sync_rx, sstats, smetrics))
+            .map_err(|e| StorageError::Task(e.to_string()))?;
+        let (wdb, wstats, wmetrics, wsync) =
+            (db.clone(), stats.clone(), metrics.clone(), sync_tx.clone());
         thread::Builder::new()
             .name("ferrodyn-writer".into())
-            .spawn(move || writer_loop(wdb, rx, wstats, wmetrics))
+            .spawn(move || writer_loop(wdb, rx, wsync, wstats, wmetrics))
             .map_err(|e| StorageError::Task(e.to_string()))?;
         Ok(Storage {
             db,
             tx,
+            sync_tx,
             stats,
             metrics,
         })
@@ -255,6 +265,30 @@ impl Storage {
         }
     }
 
+    /// Writes `batch` on the calling thread (memtable and WAL file, no fsync), then hands `done`
+    /// to the syncer, which completes it after the next WAL fsync: the [`Durability::Sync`]
+    /// guarantee without the writer thread's hop, for async callers that write in order
+    /// themselves (a group's log appends come from its one Raft task). Never waits for a write
+    /// stall: if RocksDB would stall, nothing is written and `done` comes back (`Ok(Err(done))`)
+    /// for the caller to queue the write instead. `done` is queued only after the write
+    /// returned, so the fsync that completes it started after the batch was in the WAL file.
+    pub fn try_write_now_synced<D>(
+        &self,
+        batch: WriteBatch,
+        done: D,
+    ) -> Result<Result<(), D>, StorageError>
+    where
+        D: FnOnce(Result<(), String>) + Send + 'static,
+    {
+        if !self.try_write_buffered_now(batch)? {
+            return Ok(Err(done));
+        }
+        self.sync_tx
+            .send(Box::new(done))
+            .map_err(|_| StorageError::WriterStopped)?;
+        Ok(Ok(()))
+    }
+
     /// Writes `batch` to the memtable and WAL on the calling thread, without the writer queue
     /// and without an fsync: the [`Durability::Buffered`] guarantee, for a batch whose ordering
     /// against queued writes the caller has already ensured (see the module docs). Blocking.
@@ -315,21 +349,11 @@ pub fn memory_only() -> ReadOptions {
 fn writer_loop(
     db: Arc<DB>,
     rx: std_mpsc::Receiver<WriteJob>,
+    sync_tx: std_mpsc::Sender<Done>,
     stats: Arc<WriterStats>,
     metrics: Arc<Metrics>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let (sync_tx, sync_rx) = std_mpsc::channel::<WriteJob>();
-    {
-        let (db, stats, metrics) = (db.clone(), stats.clone(), metrics.clone());
-        if let Err(e) = thread::Builder::new()
-            .name("ferrodyn-syncer".into())
-            .spawn(move || syncer_loop(db, sync_rx, stats, metrics))
-        {
-            tracing::error!(error = %e, "cannot start the WAL syncer thread");
-            return;
-        }
-    }
     let mut wo = WriteOptions::default();
     wo.set_sync(false);
     let mut group: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP);
@@ -372,8 +396,8 @@ fn writer_loop(
             // during an fsync are not held up by it, and the next fsync covers them.
             Ok(()) => {
                 for job in synced {
-                    if let Err(std_mpsc::SendError(job)) = sync_tx.send(job) {
-                        (job.done)(Err("storage syncer stopped".into()));
+                    if let Err(std_mpsc::SendError(done)) = sync_tx.send(job.done) {
+                        done(Err("storage syncer stopped".into()));
                     }
                 }
             }
@@ -387,17 +411,17 @@ fn writer_loop(
     }
 }
 
-/// Fsyncs the WAL for every job the writer has written, many jobs per fsync: a job reaches
-/// this thread only after its batch is in the WAL, so one `FlushWAL(sync)` covers all jobs
-/// queued when it starts.
+/// Fsyncs the WAL for every write queued to it, many per fsync: a completion reaches this
+/// thread only after its batch is in the WAL file (written by the writer thread, or by
+/// [`Storage::try_write_now_synced`]), so one `FlushWAL(sync)` covers all queued when it starts.
 fn syncer_loop(
     db: Arc<DB>,
-    rx: std_mpsc::Receiver<WriteJob>,
+    rx: std_mpsc::Receiver<Done>,
     stats: Arc<WriterStats>,
     metrics: Arc<Metrics>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
-    let mut round: Vec<WriteJob> = Vec::new();
+    let mut round: Vec<Done> = Vec::new();
     while let Ok(first) = rx.recv() {
         round.push(first);
         while let Ok(job) = rx.try_recv() {
@@ -410,8 +434,8 @@ fn syncer_loop(
         if let Err(e) = &result {
             tracing::error!(error = %e, "WAL fsync failed; failing {} writes", round.len());
         }
-        for job in round.drain(..) {
-            (job.done)(result.clone());
+        for done in round.drain(..) {
+            done(result.clone());
         }
     }
 }
@@ -447,6 +471,43 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(n, 200);
+    }
+
+    /// A write made on the calling task is readable at once and completes only after an fsync
+    /// that started after it; completions queued together share fsyncs.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_made_now_complete_after_a_shared_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = Storage::open(dir.path()).unwrap();
+        let before = st.stats().syncs.load(std::sync::atomic::Ordering::SeqCst);
+        let mut waits = Vec::new();
+        for i in 0..100u32 {
+            let mut b = WriteBatch::default();
+            b.put_cf(st.cf(CF_DATA), i.to_be_bytes(), b"v");
+            let (tx, rx) = oneshot::channel();
+            let stats = st.stats().clone();
+            let r = st
+                .try_write_now_synced(b, move |r| {
+                    // Runs on the syncer after the fsync that covers the write.
+                    let syncs = stats.syncs.load(std::sync::atomic::Ordering::SeqCst);
+                    let _ = tx.send(r.map(|()| syncs));
+                })
+                .unwrap();
+            assert!(r.is_ok(), "no stall on an empty database");
+            // Readable before it is durable.
+            assert!(st
+                .db()
+                .get_cf(st.cf(CF_DATA), i.to_be_bytes())
+                .unwrap()
+                .is_some());
+            waits.push(rx);
+        }
+        for rx in waits {
+            let syncs_at_completion = rx.await.unwrap().unwrap();
+            assert!(syncs_at_completion > before, "completed before any fsync");
+        }
+        let syncs = st.stats().syncs.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert!((1..=100).contains(&syncs), "syncs {syncs}");
     }
 
     /// Opens the database again once the previous `Storage`'s writer thread has let go of it
