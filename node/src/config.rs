@@ -138,6 +138,10 @@ pub struct NodeConfig {
     pub listen: Option<String>,
     /// Address (host:port) of the Prometheus endpoint `GET /metrics`; `None` turns it off.
     pub metrics_listen: Option<String>,
+    /// Async runtime worker threads (default: one per CPU core). Set it lower when several
+    /// nodes share a machine, as the playground does, so they do not all schedule onto the
+    /// same cores.
+    pub worker_threads: Option<usize>,
     /// Fixed number of partitions of the cluster.
     pub partitions: u32,
     /// Replicas per partition.
@@ -167,6 +171,7 @@ impl Default for NodeConfig {
             data_dir: PathBuf::from("ferrodyn-data"),
             listen: None,
             metrics_listen: None,
+            worker_threads: None,
             partitions: 64,
             replication_factor: 3,
             vnodes_per_node: 64,
@@ -280,6 +285,14 @@ impl NodeConfig {
                 "region",
                 format!("'{}' must be non-empty [A-Za-z0-9_-]", self.region),
             ));
+        }
+        if let Some(n) = self.worker_threads {
+            if n == 0 || n > 1024 {
+                return Err(invalid(
+                    "worker_threads",
+                    format!("{n} is outside 1..=1024"),
+                ));
+            }
         }
         if self.partitions == 0 || self.partitions > 65_536 {
             return Err(invalid(
@@ -494,6 +507,7 @@ mod tests {
                 Box::new(|c| c.raft.max_inflight_proposals = 0),
                 "raft.max_inflight_proposals",
             ),
+            (Box::new(|c| c.worker_threads = Some(0)), "worker_threads"),
             (Box::new(|c| c.region = "a b".into()), "region"),
         ];
         for (mutate, field) in cases {

@@ -124,9 +124,13 @@ fn init_logging(filter: &str) {
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = |workers: Option<usize>| {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if let Some(n) = workers {
+            b.worker_threads(n);
+        }
+        b.enable_all().build()
+    };
     match cli.cmd {
         Cmd::Run(args) => {
             let cfg = match args.into_config() {
@@ -137,7 +141,7 @@ fn main() -> Result<()> {
                 }
             };
             init_logging(&cfg.log);
-            rt.block_on(async move {
+            runtime(cfg.worker_threads)?.block_on(async move {
                 let node = Node::start(cfg).await.context("starting node")?;
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -151,7 +155,7 @@ fn main() -> Result<()> {
         }
         Cmd::Playground(args) => {
             init_logging("warn");
-            rt.block_on(playground::run(args))
+            runtime(None)?.block_on(playground::run(args))
         }
     }
 }

@@ -99,6 +99,10 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
                 peer_addr: None,
             })
             .collect();
+        // The nodes share this machine: each gets an equal share of its cores for its async
+        // workers, rather than every node scheduling onto all of them.
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = (cores / args.nodes.max(1) as usize).max(1);
         let mut entries = Vec::new();
         for p in &peers {
             let node_dir = dir.join(format!("node{}", p.id));
@@ -112,6 +116,7 @@ pub async fn run(args: PlaygroundArgs) -> Result<()> {
                 region: "local".into(),
                 data_dir: node_dir.join("data"),
                 metrics_listen: Some(metrics.clone()),
+                worker_threads: Some(workers),
                 partitions: args.partitions,
                 replication_factor: rf,
                 initial_cluster: peers.clone(),
