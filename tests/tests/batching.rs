@@ -77,5 +77,5 @@ async fn concurrent_writes_to_one_partition_share_entries() -> Result<()> {
         "{commands} writes in {entries} entries: nothing was batched"
     );
     eprintln!("{commands} writes in {entries} proposed entries");
-    Ok(())
+    cluster.shutdown().await
 }
