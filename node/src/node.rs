@@ -357,10 +357,7 @@ impl Node {
         }
         let ctx = Arc::new(NodeCtx::open(&cfg, faults).await?);
         let (stop, stop_rx) = watch::channel(false);
-        let mut server_stop = stop_rx.clone();
-        let server = tokio::spawn(crate::server::serve(ctx.clone(), listener, async move {
-            let _ = server_stop.wait_for(|s| *s).await;
-        }));
+        let server = tokio::spawn(crate::server::serve(ctx.clone(), listener, stop_rx.clone()));
         let housekeeping = tokio::spawn(housekeeping(ctx.clone(), stop_rx.clone()));
         let pacer = tokio::spawn(heartbeats(
             ctx.clone(),

@@ -2,7 +2,8 @@
 //!
 //! Each message names its group; the receiving node's `RaftTransport` service hands it to that
 //! group. Messages to one peer go through that peer's sender task, which coalesces whatever is
-//! queued into one `RaftBatch` call; heartbeats (which the node triggers for all the groups it
+//! queued into one batch on the peer's long-lived `RaftStream` (responses come back on it by
+//! message id, as each completes; a snapshot chunk goes as its own `RaftBatch` call); heartbeats (which the node triggers for all the groups it
 //! leads at once, see `node.rs`) wait up to [`HEARTBEAT_LINGER`] for each other, so an idle
 //! node sends about one heartbeat call per peer per interval instead of one per group. Payloads are openraft's request/response types encoded with bincode. A
 //! [`FaultInjector`] sits on the sending side of every node-to-node call (Raft and forwarded
@@ -229,8 +230,111 @@ impl Peers {
     }
 }
 
-/// Drains one peer's queue into batch calls; each call runs on its own task so a slow one
-/// (a snapshot chunk) does not hold up the next. Ends when every `Peers` handle is dropped.
+/// Most batches queued on a peer's stream before its sender waits (backpressure).
+const STREAM_DEPTH: usize = 64;
+
+/// The replies waiting on one `RaftStream`, by message id.
+#[derive(Default)]
+struct StreamPending {
+    replies: HashMap<u64, oneshot::Sender<Result<Vec<u8>, tonic::Status>>>,
+    next_id: u64,
+    /// Set (under the lock) when the stream has ended; no reply is registered after it.
+    closed: bool,
+}
+
+/// A peer's open `RaftStream`: batches go out on it, and its reader task hands each response
+/// to the message's reply by id. When the stream ends (the peer went away, the connection
+/// broke), every reply still waiting gets the error, and the next batch opens a new stream.
+struct PeerStream {
+    tx: mpsc::Sender<RaftBatchRequest>,
+    pending: Arc<std::sync::Mutex<StreamPending>>,
+}
+
+impl PeerStream {
+    fn open(client: RaftTransportClient<Channel>) -> PeerStream {
+        let (tx, rx) = mpsc::channel(STREAM_DEPTH);
+        let pending = Arc::new(std::sync::Mutex::new(StreamPending::default()));
+        tokio::spawn(read_stream(client, rx, pending.clone()));
+        PeerStream { tx, pending }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StreamPending> {
+        self.pending.lock().expect("raft stream lock")
+    }
+
+    fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.lock().closed
+    }
+
+    /// Numbers the messages, registers their replies and queues them as one batch.
+    async fn send(&self, batch: Vec<Outgoing>) {
+        let mut requests = Vec::with_capacity(batch.len());
+        {
+            let mut p = self.lock();
+            for o in batch {
+                if p.closed {
+                    let _ = o
+                        .reply
+                        .send(Err(tonic::Status::unavailable("raft stream closed")));
+                    continue;
+                }
+                p.next_id += 1;
+                let id = p.next_id;
+                let mut req = o.req;
+                req.id = id;
+                p.replies.insert(id, o.reply);
+                requests.push(req);
+            }
+        }
+        // If the reader has ended, it fails (or already failed) every reply registered above.
+        if !requests.is_empty() {
+            let _ = self.tx.send(RaftBatchRequest { requests }).await;
+        }
+    }
+}
+
+/// Runs one `RaftStream` call: sends what `rx` yields, and completes replies as responses
+/// arrive; when the call ends, fails every reply still waiting.
+async fn read_stream(
+    mut client: RaftTransportClient<Channel>,
+    rx: mpsc::Receiver<RaftBatchRequest>,
+    pending: Arc<std::sync::Mutex<StreamPending>>,
+) {
+    let run = async {
+        let mut responses = client
+            .raft_stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await?
+            .into_inner();
+        while let Some(resp) = responses.message().await? {
+            let mut p = pending.lock().expect("raft stream lock");
+            for item in resp.items {
+                if let Some(reply) = p.replies.remove(&item.id) {
+                    let _ = reply.send(if item.error.is_empty() {
+                        Ok(item.payload)
+                    } else {
+                        Err(tonic::Status::internal(item.error))
+                    });
+                }
+            }
+        }
+        Ok::<(), tonic::Status>(())
+    };
+    let status = match run.await {
+        Ok(()) => tonic::Status::unavailable("raft stream ended by the peer"),
+        Err(s) => s,
+    };
+    tracing::debug!(error = %status, "raft stream ended");
+    let mut p = pending.lock().expect("raft stream lock");
+    p.closed = true;
+    for (_, reply) in p.replies.drain() {
+        let _ = reply.send(Err(status.clone()));
+    }
+}
+
+/// Drains one peer's queue into batches sent on the peer's `RaftStream` (opened, and after a
+/// failure reopened, on demand). A batch holding a snapshot chunk goes as its own call on its
+/// own task instead, so a large chunk does not hold up the stream. Ends when every `Peers`
+/// handle is dropped.
 async fn peer_sender(
     ch: Channel,
     mut rx: mpsc::Receiver<Outgoing>,
@@ -239,6 +343,7 @@ async fn peer_sender(
     let client = RaftTransportClient::new(ch)
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
+    let mut stream: Option<PeerStream> = None;
     while let Some(first) = rx.recv().await {
         let burst = *burst_until.lock().expect("burst lock");
         let linger = match burst {
@@ -263,7 +368,18 @@ async fn peer_sender(
                 Err(_) => break,
             }
         }
-        tokio::spawn(send_batch(client.clone(), batch));
+        if batch
+            .iter()
+            .any(|o| o.req.kind == RaftRpcKind::Snapshot as i32)
+        {
+            tokio::spawn(send_batch(client.clone(), batch));
+            continue;
+        }
+        let open = match &stream {
+            Some(s) if !s.is_closed() => s,
+            _ => stream.insert(PeerStream::open(client.clone())),
+        };
+        open.send(batch).await;
     }
 }
 
@@ -366,6 +482,7 @@ impl GroupNetwork {
             to: self.target,
             kind: kind as i32,
             payload: encode(req),
+            id: 0,
         };
         let (reply, rx) = oneshot::channel();
         let queued = sender.send(Outgoing {
@@ -442,6 +559,162 @@ impl RaftNetwork<TypeConfig> for GroupNetwork {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrodyn_client::proto::raft_transport_server::{RaftTransport, RaftTransportServer};
+    use ferrodyn_client::proto::{
+        RaftBatchResponse, RaftResponse, RaftStreamItem, RaftStreamResponse,
+    };
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio_stream::StreamExt;
+
+    /// A peer node's transport for these tests: echoes each message's payload, answering the
+    /// messages of a batch in reverse order; or, when `hang_up`, ends every stream after its
+    /// first batch without answering.
+    #[derive(Clone, Default)]
+    struct EchoPeer {
+        opens: Arc<AtomicUsize>,
+        hang_up: bool,
+    }
+
+    #[tonic::async_trait]
+    impl RaftTransport for EchoPeer {
+        type RaftStreamStream =
+            tokio_stream::wrappers::ReceiverStream<Result<RaftStreamResponse, tonic::Status>>;
+
+        async fn raft(
+            &self,
+            req: tonic::Request<RaftRequest>,
+        ) -> Result<tonic::Response<RaftResponse>, tonic::Status> {
+            Ok(tonic::Response::new(RaftResponse {
+                payload: req.into_inner().payload,
+            }))
+        }
+
+        async fn raft_batch(
+            &self,
+            _req: tonic::Request<RaftBatchRequest>,
+        ) -> Result<tonic::Response<RaftBatchResponse>, tonic::Status> {
+            Err(tonic::Status::unimplemented("not used"))
+        }
+
+        async fn raft_stream(
+            &self,
+            req: tonic::Request<tonic::Streaming<RaftBatchRequest>>,
+        ) -> Result<tonic::Response<Self::RaftStreamStream>, tonic::Status> {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            let mut inbound = req.into_inner();
+            let (tx, rx) = mpsc::channel(16);
+            let hang_up = self.hang_up;
+            tokio::spawn(async move {
+                while let Some(Ok(batch)) = inbound.next().await {
+                    if hang_up {
+                        return;
+                    }
+                    let items = batch
+                        .requests
+                        .into_iter()
+                        .rev()
+                        .map(|m| RaftStreamItem {
+                            id: m.id,
+                            payload: m.payload,
+                            error: String::new(),
+                        })
+                        .collect();
+                    if tx.send(Ok(RaftStreamResponse { items })).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Ok(tonic::Response::new(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            ))
+        }
+    }
+
+    /// Node 1's `Peers`, with node 2 served by `peer`.
+    async fn peers_with(peer: EchoPeer) -> Peers {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(RaftTransportServer::new(peer))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        let addrs = [(1, "127.0.0.1:1".to_string()), (2, addr)]
+            .into_iter()
+            .collect();
+        Peers::new(1, addrs, Arc::default())
+    }
+
+    /// Queues one message to node 2 and returns where its response will arrive.
+    async fn send(peers: &Peers, payload: u8) -> oneshot::Receiver<Result<Vec<u8>, tonic::Status>> {
+        let (reply, rx) = oneshot::channel();
+        let req = RaftRequest {
+            group: 7,
+            from: 1,
+            to: 2,
+            kind: RaftRpcKind::Append as i32,
+            payload: vec![payload],
+            id: 0,
+        };
+        peers
+            .sender(2)
+            .unwrap()
+            .send(Outgoing {
+                req,
+                heartbeat: false,
+                reply,
+            })
+            .await
+            .ok()
+            .unwrap();
+        rx
+    }
+
+    #[tokio::test]
+    async fn stream_matches_responses_to_messages_by_id() {
+        let peer = EchoPeer::default();
+        let peers = peers_with(peer.clone()).await;
+        let mut waits = Vec::new();
+        for p in 0..50u8 {
+            waits.push((p, send(&peers, p).await));
+        }
+        for (p, rx) in waits {
+            let got = tokio::time::timeout(Duration::from_secs(5), rx)
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            assert_eq!(got, vec![p], "message {p} got another's response");
+        }
+        assert_eq!(
+            peer.opens.load(Ordering::SeqCst),
+            1,
+            "one stream carries it all"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_fails_its_messages_and_the_next_send_reopens() {
+        let peer = EchoPeer {
+            hang_up: true,
+            ..Default::default()
+        };
+        let peers = peers_with(peer.clone()).await;
+        let first = send(&peers, 1).await;
+        let r = tokio::time::timeout(Duration::from_secs(5), first)
+            .await
+            .expect("a waiting message is failed when its stream ends")
+            .unwrap();
+        assert_eq!(r.unwrap_err().code(), tonic::Code::Unavailable);
+        // The next message goes on a new stream.
+        let second = send(&peers, 2).await;
+        let r = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(r.is_err());
+        assert_eq!(peer.opens.load(Ordering::SeqCst), 2);
+    }
 
     #[tokio::test]
     async fn peers_dial_the_override_but_advertise_grpc() {

@@ -12,13 +12,13 @@ pub mod routing;
 pub mod status;
 pub mod testing;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use ferrodyn_client::proto::ferrodyn_server::FerrodynServer;
 use ferrodyn_client::proto::raft_transport_server::RaftTransportServer;
 use ferrodyn_client::proto::testing_server::TestingServer;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt;
 
@@ -27,15 +27,19 @@ use crate::node::NodeCtx;
 /// Largest message accepted (a 400 KB item plus framing; snapshot chunks are smaller).
 const MAX_MESSAGE: usize = 64 << 20;
 
-/// Serves the services on `listener` until `shutdown` completes: `Ferrodyn`, `RaftTransport`,
+/// Serves the services on `listener` until `stop` turns true: `Ferrodyn`, `RaftTransport`,
 /// and `Testing` only when the node was configured with `testing.clock_control` (which
 /// config validation allows only with `--unsafe-test-mode`); without it, calls to `Testing`
 /// get tonic's `Unimplemented`.
 pub async fn serve(
     ctx: Arc<NodeCtx>,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    stop: watch::Receiver<bool>,
 ) -> Result<(), tonic::transport::Error> {
+    let mut server_stop = stop.clone();
+    let shutdown = async move {
+        let _ = server_stop.wait_for(|s| *s).await;
+    };
     let api = FerrodynServer::new(api::Api::new(ctx.clone()))
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
@@ -43,7 +47,7 @@ pub async fn serve(
         .testing
         .clock_control
         .then(|| TestingServer::new(testing::TestingService::new(ctx.clone())));
-    let raft = RaftTransportServer::new(raft_service::RaftService::new(ctx))
+    let raft = RaftTransportServer::new(raft_service::RaftService::new(ctx, stop))
         .max_decoding_message_size(256 << 20)
         .max_encoding_message_size(256 << 20);
     // Small request/response messages: without TCP_NODELAY, Nagle's algorithm and delayed

@@ -3,7 +3,11 @@
 use std::sync::Arc;
 
 use ferrodyn_client::proto::{self, RaftRpcKind};
-use tonic::{Request, Response, Status};
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::node::NodeCtx;
 use crate::raft::{decode, encode};
@@ -12,12 +16,15 @@ use crate::raft::{decode, encode};
 #[derive(Clone)]
 pub struct RaftService {
     ctx: Arc<NodeCtx>,
+    /// The node's stop signal: long-lived streams end on it, so shutdown need not wait for
+    /// peers to hang up.
+    stop: watch::Receiver<bool>,
 }
 
 impl RaftService {
-    /// The service over the node `ctx`.
-    pub fn new(ctx: Arc<NodeCtx>) -> Self {
-        RaftService { ctx }
+    /// The service over the node `ctx`, stopping its streams when `stop` turns true.
+    pub fn new(ctx: Arc<NodeCtx>, stop: watch::Receiver<bool>) -> Self {
+        RaftService { ctx, stop }
     }
 }
 
@@ -53,8 +60,89 @@ impl RaftService {
     }
 }
 
+/// Bound of a stream's outgoing response queue (backpressure on a peer that stops reading).
+const STREAM_RESPONSES: usize = 256;
+
+impl RaftService {
+    /// Serves one peer's `RaftStream`: dispatches every incoming message concurrently and
+    /// sends each response as soon as it completes, gathering those that complete together
+    /// into one response message. Ends when the peer closes its side and every message is
+    /// answered, or when the peer stops listening.
+    async fn serve_stream(
+        self,
+        mut inbound: Streaming<proto::RaftBatchRequest>,
+        out: mpsc::Sender<Result<proto::RaftStreamResponse, Status>>,
+    ) {
+        let mut stop = self.stop.clone();
+        let stopped = async move {
+            let _ = stop.wait_for(|s| *s).await;
+        };
+        tokio::pin!(stopped);
+        let mut pending = FuturesUnordered::new();
+        let mut inbound_open = true;
+        let item = |id: u64, r: Result<Vec<u8>, Status>| match r {
+            Ok(payload) => proto::RaftStreamItem {
+                id,
+                payload,
+                error: String::new(),
+            },
+            Err(s) => proto::RaftStreamItem {
+                id,
+                payload: Vec::new(),
+                error: s.message().to_string(),
+            },
+        };
+        loop {
+            tokio::select! {
+                _ = &mut stopped => return,
+                batch = inbound.next(), if inbound_open => match batch {
+                    Some(Ok(batch)) => {
+                        for m in batch.requests {
+                            let id = m.id;
+                            pending.push(self.dispatch(m).map(move |r| (id, r)));
+                        }
+                    }
+                    Some(Err(status)) => {
+                        tracing::debug!(error = %status, "raft stream closed by an error");
+                        inbound_open = false;
+                    }
+                    None => inbound_open = false,
+                },
+                Some((id, r)) = pending.next(), if !pending.is_empty() => {
+                    let mut items = vec![item(id, r)];
+                    while let Some(Some((id, r))) = pending.next().now_or_never() {
+                        items.push(item(id, r));
+                    }
+                    if out
+                        .send(Ok(proto::RaftStreamResponse { items }))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                else => return,
+            }
+            if !inbound_open && pending.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl proto::raft_transport_server::RaftTransport for RaftService {
+    type RaftStreamStream = ReceiverStream<Result<proto::RaftStreamResponse, Status>>;
+
+    async fn raft_stream(
+        &self,
+        req: Request<Streaming<proto::RaftBatchRequest>>,
+    ) -> Result<Response<Self::RaftStreamStream>, Status> {
+        let (tx, rx) = mpsc::channel(STREAM_RESPONSES);
+        tokio::spawn(self.clone().serve_stream(req.into_inner(), tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
     async fn raft(
         &self,
         req: Request<proto::RaftRequest>,
