@@ -683,16 +683,7 @@ mod tests {
             let (_storage, mut sm) = open(dir.path()).await;
             sm.apply(vec![entry(1, put("a", 100))]).await.unwrap();
         }
-        // The previous writer thread lets go of the database asynchronously.
-        let mut storage = Storage::open(dir.path());
-        for _ in 0..100 {
-            if storage.is_ok() {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            storage = Storage::open(dir.path());
-        }
-        let storage = storage.unwrap();
+        let storage = crate::storage::engine::tests::reopen(dir.path()).await;
         let log = LogStore::new(GROUP, storage.clone());
         let mut sm = StateMachine::open(GROUP, storage.clone(), log.progress(), None)
             .await

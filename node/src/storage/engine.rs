@@ -465,7 +465,7 @@ fn syncer_loop(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::storage::keys::CF_DATA;
 
@@ -535,8 +535,8 @@ mod tests {
     }
 
     /// Opens the database again once the previous `Storage`'s writer thread has let go of it
-    /// (it holds the DB until its channel closes).
-    async fn reopen(path: &Path) -> Storage {
+    /// (it holds the DB until its channel closes). For tests across the crate.
+    pub(crate) async fn reopen(path: &Path) -> Storage {
         for _ in 0..50 {
             match Storage::open(path) {
                 Ok(s) => return s,
