@@ -78,7 +78,8 @@ impl Layout {
         }
         nodes.sort_by_key(|n| n.id);
         let ids: Vec<u64> = nodes.iter().map(|n| n.id).collect();
-        let replicas = ring::place(&ids, partition_count, replication_factor, vnodes_per_node);
+        let mut replicas = ring::place(&ids, partition_count, replication_factor, vnodes_per_node);
+        balance_preferred_leaders(&mut replicas);
         Ok(Layout {
             epoch: 1,
             partition_count,
@@ -110,6 +111,27 @@ impl Layout {
             self.partition_count,
             self.replication_factor
         )
+    }
+}
+
+/// Reorders each replica set so that preferred leaders (first members) spread evenly over the
+/// nodes, keeping every set's members. The ring decides where replicas go, but its first node
+/// per partition is only as even as hashing makes it: with few partitions per node, one node
+/// can be the first of several partitions and another of none, and since each group starts
+/// with its first member as leader, that node would serve most writes and strong reads.
+/// Partition by partition, the member that leads the fewest partitions so far moves to the
+/// front (ties keep ring order); the other members keep their ring order. Deterministic.
+fn balance_preferred_leaders(replicas: &mut [Vec<u64>]) {
+    let mut led: std::collections::HashMap<u64, usize> = std::collections::HashMap::new();
+    for set in replicas.iter_mut() {
+        let Some(best) =
+            (0..set.len()).min_by_key(|&i| (led.get(&set[i]).copied().unwrap_or(0), i))
+        else {
+            continue;
+        };
+        let leader = set.remove(best);
+        set.insert(0, leader);
+        *led.entry(leader).or_default() += 1;
     }
 }
 
@@ -159,6 +181,52 @@ mod tests {
         ));
         assert!(Layout::initial(nodes(3), 0, 3, 64).is_err());
         assert!(Layout::initial(nodes(3), 8, 0, 64).is_err());
+    }
+
+    /// Preferred leaders per node.
+    fn leaders_per_node(l: &Layout) -> std::collections::BTreeMap<u64, usize> {
+        let mut m = std::collections::BTreeMap::new();
+        for n in &l.nodes {
+            m.insert(n.id, 0);
+        }
+        for r in &l.replicas {
+            *m.get_mut(&r[0]).expect("member") += 1;
+        }
+        m
+    }
+
+    #[test]
+    fn preferred_leaders_are_even_when_every_node_holds_every_partition() {
+        // rf = nodes: every node can lead every partition, so the split is exact (± 1).
+        for (n, parts) in [(3, 3), (3, 6), (3, 64), (5, 5), (4, 7)] {
+            let l = Layout::initial(nodes(n), parts, n as u32, 64).unwrap();
+            let counts = leaders_per_node(&l);
+            let (min, max) = (
+                *counts.values().min().unwrap(),
+                *counts.values().max().unwrap(),
+            );
+            assert!(max - min <= 1, "{n} nodes, {parts} partitions: {counts:?}");
+        }
+    }
+
+    #[test]
+    fn balancing_leaders_keeps_the_ring_replica_sets() {
+        let ids: Vec<u64> = (1..=5).collect();
+        let ring_sets = ring::place(&ids, 32, 3, 64);
+        let l = Layout::initial(nodes(5), 32, 3, 64).unwrap();
+        for (ring_set, set) in ring_sets.iter().zip(&l.replicas) {
+            let (mut a, mut b) = (ring_set.clone(), set.clone());
+            a.sort();
+            b.sort();
+            assert_eq!(a, b);
+        }
+        // With rf 3 of 5 the split is bounded by the ring's sets, but no node leads nothing
+        // and none leads more than twice its share.
+        let counts = leaders_per_node(&l);
+        assert!(
+            counts.values().all(|&c| (1..=2 * 32 / 5 + 1).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]

@@ -37,8 +37,9 @@ impl Hash for PartitionPoint {
     }
 }
 
-/// `result[p]` = the `rf` distinct nodes holding partition `p`, in ring order (the first is
-/// the preferred leader). `nodes` must hold at least `rf` distinct ids.
+/// `result[p]` = the `rf` distinct nodes holding partition `p`, in ring order (the layout
+/// then picks which of them is the preferred leader). `nodes` must hold at least `rf`
+/// distinct ids.
 pub fn place(nodes: &[u64], partitions: u32, rf: u32, vnodes_per_node: u32) -> Vec<Vec<u64>> {
     let mut ring: HashRing<VNode> = HashRing::new();
     for &node in nodes {
