@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
+use ferrodyn_client::proto;
 use ferrodyn_client::schema::{KeyAttr, KeySchema, KeyType};
+use ferrodyn_client::value::{item_to_proto, AttributeValue};
 use ferrodyn_node::storage::keys::group_of_partition;
 use ferrodyn_tests::{item, ni, s, scan_all, TestCluster};
 
@@ -133,5 +135,51 @@ async fn five_nodes_sixteen_partitions_spread_replicas_and_leaders() -> Result<(
             );
         }
     }
+
+    // A write sent, without the client's routing, to a node that does not host its
+    // partition is forwarded whole: every attribute type arrives as written.
+    let key = "forwarded";
+    let p = cluster.partition_of(&s(key));
+    let outsider = cluster
+        .ids()
+        .into_iter()
+        .find(|id| !cluster.replicas(p).contains(id))
+        .ok_or_else(|| anyhow!("every node hosts partition {p}"))?;
+    let written = item([
+        ("id", s(key)),
+        ("n", ni(-42)),
+        ("b", AttributeValue::B(vec![0, 1, 255])),
+        ("t", AttributeValue::Bool(true)),
+        ("z", AttributeValue::Null),
+        (
+            "ss",
+            AttributeValue::Ss(vec!["a".to_string(), "b".to_string()]),
+        ),
+        (
+            "l",
+            AttributeValue::L(vec![s("x"), ni(7), item_value([("m", s("nested"))])]),
+        ),
+    ]);
+    cluster
+        .raw(outsider)
+        .await?
+        .put_item(proto::PutItemRequest {
+            table_name: "spread".into(),
+            item: Some(item_to_proto(&written)),
+        })
+        .await
+        .map_err(|e| anyhow!("put through node {outsider}: {e}"))?;
+    let got = client
+        .get_item("spread", item([("id", s(key))]), true)
+        .await?;
+    ensure!(
+        got.as_ref() == Some(&written),
+        "forwarded through node {outsider}: wrote {written:?}, read {got:?}"
+    );
     cluster.shutdown().await
+}
+
+/// A map attribute of these attributes.
+fn item_value<const N: usize>(attrs: [(&str, AttributeValue); N]) -> AttributeValue {
+    AttributeValue::M(item(attrs))
 }

@@ -69,8 +69,9 @@ pub enum Command {
         pk: Vec<u8>,
         /// Canonical sort-key bytes (empty without a sort key).
         sk: Vec<u8>,
-        /// The item.
-        item: Item,
+        /// The item. Shared, so that a request handler that proposes it again (after a
+        /// leader change) does not copy it; encoded exactly like a bare `Item`.
+        item: Arc<Item>,
         /// Hybrid-logical-clock timestamp chosen by the leader.
         hlc: u64,
         /// Region where the write originated.

@@ -237,7 +237,7 @@ fn apply_command(
             };
             buf.max_version = (buf.max_version).max(version);
             let stored = StoredItemRef {
-                item,
+                item: item.as_ref(),
                 hlc: version,
                 region,
             };
@@ -626,7 +626,7 @@ mod tests {
             table: 1,
             pk: pk.as_bytes().to_vec(),
             sk: Vec::new(),
-            item,
+            item: Arc::new(item),
             hlc,
             region: "r1".into(),
         }

@@ -181,12 +181,14 @@ impl Api {
         route: Route,
         req: proto::PutItemRequest,
     ) -> NodeResult<proto::PutItemResponse> {
+        let mut req = req;
         let table = self.table(&req.table_name).await?;
-        let item = item_from_proto(
-            req.item
-                .clone()
-                .ok_or_else(|| NodeError::Validation("Item is required".into()))?,
-        )?;
+        // Taken out of the request rather than copied: a forwarded request (rare: clients
+        // route to leaders) gets it back from the decoded item.
+        let item =
+            Arc::new(item_from_proto(req.item.take().ok_or_else(|| {
+                NodeError::Validation("Item is required".into())
+            })?)?);
         table
             .schema
             .validate_item(&item)
@@ -214,7 +216,10 @@ impl Api {
                     .map(|_| proto::PutItemResponse {})
             },
             |ch| {
-                let r = req.clone();
+                let r = proto::PutItemRequest {
+                    item: Some(item_to_proto(&item)),
+                    ..req.clone()
+                };
                 async move {
                     FerrodynClient::new(ch)
                         .put_item(direct(r))
