@@ -42,8 +42,8 @@ pub struct PlaygroundArgs {
 /// at a time, so a node gains nothing from leading more groups than it has cores; what more
 /// groups do cost is batching: the same writes spread over more groups make more, smaller log
 /// entries, and each entry costs a replication round, an append and an apply on every
-/// replica. On a 2-core machine with 3 nodes, writes from 64 clients ran about 1.6x faster
-/// with 3 partitions than with 64 (BENCHMARKS.md). A cluster that will grow onto more nodes
+/// replica. On a 2-core machine with 3 nodes, writes from 64 clients ran about 1.7-1.8x
+/// faster with 3 partitions than with 64 (BENCHMARKS.md). A cluster that will grow onto more nodes
 /// wants more partitions than it has nodes today: pass `--partitions`.
 pub fn default_partitions(nodes: u32, cores: usize) -> u32 {
     let nodes = nodes.max(1);

@@ -2,12 +2,15 @@
 //!
 //! Each message names its group; the receiving node's `RaftTransport` service hands it to that
 //! group. Messages to one peer go through that peer's sender task, which coalesces whatever is
-//! queued into one batch on the peer's long-lived `RaftStream` (responses come back on it by
-//! message id, as each completes; a snapshot chunk goes as its own `RaftBatch` call); heartbeats (which the node triggers for all the groups it
-//! leads at once, see `node.rs`) wait up to [`HEARTBEAT_LINGER`] for each other, so an idle
-//! node sends about one heartbeat call per peer per interval instead of one per group. Payloads are openraft's request/response types encoded with bincode. A
-//! [`FaultInjector`] sits on the sending side of every node-to-node call (Raft and forwarded
-//! client requests), so tests can drop, delay and partition links without touching sockets.
+//! queued into one batch on the peer's long-lived `RaftStream`; responses come back on it by
+//! message id, as each completes. A snapshot chunk goes as its own `RaftBatch` call.
+//!
+//! Heartbeats (which the node triggers for all the groups it leads at once, see `node.rs`)
+//! wait up to [`HEARTBEAT_LINGER`] for each other, so an idle node sends about one heartbeat
+//! call per peer per interval instead of one per group. Payloads are openraft's
+//! request/response types encoded with bincode. A [`FaultInjector`] sits on the sending side
+//! of every node-to-node call (Raft and forwarded client requests), so tests can drop, delay
+//! and partition links without touching sockets.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};

@@ -179,9 +179,8 @@ impl Api {
     async fn put_item(
         &self,
         route: Route,
-        req: proto::PutItemRequest,
+        mut req: proto::PutItemRequest,
     ) -> NodeResult<proto::PutItemResponse> {
-        let mut req = req;
         let table = self.table(&req.table_name).await?;
         // Taken out of the request rather than copied: a forwarded request (rare: clients
         // route to leaders) gets it back from the decoded item.

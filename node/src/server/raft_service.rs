@@ -32,6 +32,15 @@ fn bad(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("undecodable raft message: {e}"))
 }
 
+/// A dispatched message's outcome as the wire carries it in a batch or stream response: the
+/// payload, or an empty payload and the error message.
+fn outcome(r: Result<Vec<u8>, Status>) -> (Vec<u8>, String) {
+    match r {
+        Ok(payload) => (payload, String::new()),
+        Err(s) => (Vec::new(), s.message().to_string()),
+    }
+}
+
 impl RaftService {
     /// Hands one message to its group and returns the encoded openraft response.
     async fn dispatch(&self, m: proto::RaftRequest) -> Result<Vec<u8>, Status> {
@@ -80,17 +89,9 @@ impl RaftService {
         tokio::pin!(stopped);
         let mut pending = FuturesUnordered::new();
         let mut inbound_open = true;
-        let item = |id: u64, r: Result<Vec<u8>, Status>| match r {
-            Ok(payload) => proto::RaftStreamItem {
-                id,
-                payload,
-                error: String::new(),
-            },
-            Err(s) => proto::RaftStreamItem {
-                id,
-                payload: Vec::new(),
-                error: s.message().to_string(),
-            },
+        let item = |id: u64, r: Result<Vec<u8>, Status>| {
+            let (payload, error) = outcome(r);
+            proto::RaftStreamItem { id, payload, error }
         };
         loop {
             tokio::select! {
@@ -165,15 +166,9 @@ impl proto::raft_transport_server::RaftTransport for RaftService {
         .await;
         let responses = results
             .into_iter()
-            .map(|r| match r {
-                Ok(payload) => proto::RaftBatchItem {
-                    payload,
-                    error: String::new(),
-                },
-                Err(s) => proto::RaftBatchItem {
-                    payload: Vec::new(),
-                    error: s.message().to_string(),
-                },
+            .map(|r| {
+                let (payload, error) = outcome(r);
+                proto::RaftBatchItem { payload, error }
             })
             .collect();
         Ok(Response::new(proto::RaftBatchResponse { responses }))

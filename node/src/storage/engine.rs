@@ -26,6 +26,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Instant;
 
+use rocksdb::DBCompressionType::{Lz4, None as NoCompression};
 use rocksdb::{ColumnFamilyDescriptor, Options, ReadOptions, WriteBatch, WriteOptions, DB};
 use tokio::sync::oneshot;
 
@@ -131,7 +132,6 @@ impl Storage {
             // writes is short-lived here: Raft log entries, purged after the next snapshot,
             // and item versions that later writes replace. Compressing it cost about 3% of a
             // node's CPU under a write load.
-            use rocksdb::DBCompressionType::{Lz4, None as NoCompression};
             o.set_compression_per_level(&[NoCompression, NoCompression, Lz4, Lz4, Lz4, Lz4, Lz4]);
             o.set_write_buffer_size(32 << 20);
             ColumnFamilyDescriptor::new(*name, o)
