@@ -26,6 +26,7 @@ use ferrodyn_node::node::NodeCtx;
 use ferrodyn_node::placement::Layout;
 use ferrodyn_node::raft::network::FaultInjector;
 use ferrodyn_node::storage::keys::{group_of_partition, META_GROUP};
+use ferrodyn_node::storage::Storage;
 use ferrodyn_node::Node;
 use tonic::transport::Channel;
 
@@ -35,6 +36,8 @@ pub use ferrodyn_client::client::{Page, QueryInput, SortCondition};
 const SHUTDOWN_LIMIT: Duration = Duration::from_secs(30);
 /// How long [`TestCluster::restart`] keeps retrying while the port or the RocksDB lock frees.
 const RESTART_LIMIT: Duration = Duration::from_secs(10);
+/// How long a stopped node's last tasks may take to let go of its database.
+const CLOSE_LIMIT: Duration = Duration::from_secs(5);
 
 /// Installs a tracing subscriber once per test binary; `RUST_LOG` overrides the quiet default.
 pub fn init_tracing() {
@@ -504,10 +507,30 @@ impl TestCluster {
         let stops = nodes.into_iter().map(|(id, node)| async move {
             tokio::time::timeout(SHUTDOWN_LIMIT, node.shutdown())
                 .await
+                .map(|()| id)
                 .map_err(|_| anyhow!("node {id} did not shut down within {SHUTDOWN_LIMIT:?}"))
         });
-        for r in futures::future::join_all(stops).await {
-            r?;
+        let stopped: Vec<u64> = futures::future::join_all(stops)
+            .await
+            .into_iter()
+            .collect::<Result<_>>()?;
+        // A stopped node has let go of its database: nothing it started still holds it. A test
+        // binary that exits under an open RocksDB can abort in RocksDB's teardown.
+        for id in stopped {
+            let path = self.config(id).data_dir.join("db");
+            eventually(
+                CLOSE_LIMIT,
+                &format!("node {id}'s database to be closed after shutdown"),
+                || {
+                    let path = path.clone();
+                    async move {
+                        Storage::open(&path)
+                            .map(drop)
+                            .map_err(|e| anyhow!("still open: {e}"))
+                    }
+                },
+            )
+            .await?;
         }
         Ok(())
     }

@@ -93,6 +93,35 @@ pub struct Storage {
     sync_tx: std_mpsc::Sender<Done>,
     stats: Arc<WriterStats>,
     metrics: Arc<Metrics>,
+    /// Last field, so it is dropped after this clone's senders (see [`Threads`]).
+    _threads: Arc<Threads>,
+}
+
+/// The writer and syncer threads, joined when the last [`Storage`] clone is dropped.
+///
+/// Both threads hold the database. Without the join, the last one to let go would close it
+/// in the background: a process could then exit (a test binary returning from `main`) while
+/// RocksDB is still closing, and RocksDB aborts with `pthread lock: Invalid argument` when
+/// its static state is torn down under an open database. Joining also means the database is
+/// closed, and its lock released, by the time the last handle's drop returns, so it can be
+/// opened again at once.
+struct Threads {
+    handles: Vec<thread::JoinHandle<()>>,
+}
+
+impl Drop for Threads {
+    fn drop(&mut self) {
+        // By now every `Storage` clone has dropped its senders (they come before `_threads`),
+        // so the writer's queue is closed; the writer then drops its syncer sender, which
+        // closes the syncer's. A completion that ran on one of these threads may have held
+        // the last clone: that thread is finishing and is not joined by itself.
+        let me = thread::current().id();
+        for h in self.handles.drain(..) {
+            if h.thread().id() != me {
+                let _ = h.join();
+            }
+        }
+    }
 }
 
 /// How long the syncer waits for more writes before an fsync while it is busy (see
@@ -142,13 +171,13 @@ impl Storage {
         let stats = Arc::new(WriterStats::default());
         let metrics = Arc::new(Metrics::new());
         let (sdb, sstats, smetrics) = (db.clone(), stats.clone(), metrics.clone());
-        thread::Builder::new()
+        let syncer = thread::Builder::new()
             .name("ferrodyn-syncer".into())
             .spawn(move || syncer_loop(sdb, sync_rx, sstats, smetrics))
             .map_err(|e| StorageError::Task(e.to_string()))?;
         let (wdb, wstats, wmetrics, wsync) =
             (db.clone(), stats.clone(), metrics.clone(), sync_tx.clone());
-        thread::Builder::new()
+        let writer = thread::Builder::new()
             .name("ferrodyn-writer".into())
             .spawn(move || writer_loop(wdb, rx, wsync, wstats, wmetrics))
             .map_err(|e| StorageError::Task(e.to_string()))?;
@@ -158,6 +187,10 @@ impl Storage {
             sync_tx,
             stats,
             metrics,
+            // Writer first: it holds the syncer's last sender.
+            _threads: Arc::new(Threads {
+                handles: vec![writer, syncer],
+            }),
         })
     }
 
@@ -540,16 +573,33 @@ pub(crate) mod tests {
         assert!((1..=100).contains(&syncs), "syncs {syncs}");
     }
 
-    /// Opens the database again once the previous `Storage`'s writer thread has let go of it
-    /// (it holds the DB until its channel closes). For tests across the crate.
+    /// Opens the database again after the previous `Storage` was dropped. For tests across
+    /// the crate.
     pub(crate) async fn reopen(path: &Path) -> Storage {
-        for _ in 0..50 {
-            match Storage::open(path) {
-                Ok(s) => return s,
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-            }
+        Storage::open(path).expect("reopen right after the last handle was dropped")
+    }
+
+    #[tokio::test]
+    async fn dropping_the_last_handle_closes_the_database() {
+        let dir = tempfile::tempdir().unwrap();
+        for round in 0..20u8 {
+            let st = Storage::open(dir.path()).unwrap();
+            let clone = st.clone();
+            let mut b = WriteBatch::default();
+            b.put_cf(st.cf(CF_DATA), [round], b"v");
+            st.write(b, Durability::Sync).await.unwrap();
+            drop(st);
+            // Still open through the clone: a second open is refused (RocksDB's lock).
+            assert!(Storage::open(dir.path()).is_err(), "round {round}");
+            drop(clone);
+            // Closed, lock released, when the last drop returned: no waiting, no retry.
+            let again = Storage::open(dir.path()).unwrap();
+            let v = again
+                .read(move |db| Ok(db.get_cf(db.cf_handle(CF_DATA).unwrap(), [round])?))
+                .await
+                .unwrap();
+            assert_eq!(v.as_deref(), Some(&b"v"[..]));
         }
-        panic!("cannot reopen {}", path.display());
     }
 
     #[tokio::test]
