@@ -160,15 +160,57 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> HarnessErro
     move |source| HarnessError::Io { what, source }
 }
 
-/// `n` distinct free ports on 127.0.0.1: bind `:0` `n` times (all held at once so no port
-/// comes twice), read the ports, close.
+/// The range the kernel takes ports from for `bind(:0)` and for outgoing connections.
+fn ephemeral_range() -> (u16, u16) {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|text| {
+            let mut it = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+            Some((it.next()??, it.next()??))
+        })
+        .unwrap_or((32768, 60999))
+}
+
+/// Lowest port [`free_ports`] hands out.
+const LOWEST_PORT: u16 = 10_000;
+
+/// `n` distinct free ports on 127.0.0.1 for the nodes to listen on, all outside the kernel's
+/// ephemeral range, probed by binding each (held at once, so none comes twice) then closed.
+///
+/// Outside, because a node's port must stay free between this probe and the node's start,
+/// and again while a killed node is down: a port from the ephemeral range can be taken in
+/// the meantime by any outgoing connection (the proxies', the clients') or by a proxy's own
+/// `bind(:0)`, and the node then fails with "address in use" (a CI run lost its set
+/// workload to this).
 fn free_ports(n: usize) -> Result<Vec<u16>, HarnessError> {
-    let listeners = (0..n)
-        .map(|_| StdTcpListener::bind("127.0.0.1:0"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(io_err("probing for free ports"))?;
-    listeners
-        .iter()
+    use rand::seq::SliceRandom;
+    let (lo, hi) = ephemeral_range();
+    let below = LOWEST_PORT..lo.max(LOWEST_PORT);
+    let above = hi.checked_add(1).map(|first| first..=u16::MAX);
+    let mut candidates: Vec<u16> = below.chain(above.into_iter().flatten()).collect();
+    candidates.shuffle(&mut rand::thread_rng());
+    let mut held = Vec::with_capacity(n);
+    for port in candidates {
+        if held.len() == n {
+            break;
+        }
+        if let Ok(listener) = StdTcpListener::bind(("127.0.0.1", port)) {
+            held.push(listener);
+        }
+    }
+    if held.len() < n {
+        return Err(HarnessError::Io {
+            what: "probing for free ports".into(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!(
+                    "found {} of {n} free ports from {LOWEST_PORT} up outside the ephemeral range {lo}-{hi}",
+                    held.len()
+                ),
+            ),
+        });
+    }
+    held.iter()
         .map(|l| l.local_addr().map(|a| a.port()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(io_err("probing for free ports"))
@@ -857,6 +899,28 @@ impl Drop for Cluster {
                 }
                 let _ = child.try_wait();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_ports_are_distinct_free_and_never_ephemeral() {
+        let (lo, hi) = ephemeral_range();
+        assert!(lo <= hi, "{lo}-{hi}");
+        let ports = free_ports(20).unwrap();
+        let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), 20, "{ports:?}");
+        for p in ports {
+            assert!(
+                p >= LOWEST_PORT && !(lo..=hi).contains(&p),
+                "{p} in {lo}-{hi}"
+            );
+            // Free again once probed: a node can bind it.
+            drop(StdTcpListener::bind(("127.0.0.1", p)).unwrap());
         }
     }
 }
