@@ -119,6 +119,11 @@ fn init_logging(filter: &str) {
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(ansi)
+        // When the log's disk is full, a failed log write must cost only that line. By default
+        // the subscriber reports it with `eprintln!`, which panics when stderr fails too (it
+        // does, when stderr is the log file): that killed the storage writer thread and the
+        // fail-stop watchdog of a node whose data and log shared a full disk.
+        .log_internal_errors(false)
         .init();
 }
 
@@ -145,12 +150,21 @@ fn main() -> Result<()> {
                 let node = Node::start(cfg).await.context("starting node")?;
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+                let failure = tokio::select! {
+                    _ = tokio::signal::ctrl_c() => None,
+                    _ = term.recv() => None,
+                    reason = node.failed() => Some(reason),
+                };
                 node.shutdown().await;
-                Ok(())
+                match failure {
+                    // Fail-stop: exit non-zero so a supervisor restarts the node, or an operator
+                    // sees why, once the cause is fixed.
+                    Some(reason) => Err(anyhow::anyhow!(
+                        "stopped after a fatal error: {reason}; fix the cause (a full or failing \
+                         disk?) and restart the node"
+                    )),
+                    None => Ok(()),
+                }
             })
         }
         Cmd::Playground(args) => {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferrodyn_client::error::WireError;
-use openraft::error::{CheckIsLeaderError, RaftError};
+use openraft::error::{CheckIsLeaderError, Fatal, RaftError};
 use tokio::sync::watch;
 
 use crate::catalog::{CatalogRef, TableDesc};
@@ -304,6 +304,8 @@ pub struct Node {
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Set by the watchdog when a Raft group here stopped on a fatal error.
+    failed: watch::Receiver<Option<String>>,
 }
 
 impl Node {
@@ -364,7 +366,9 @@ impl Node {
             stop_rx,
             Duration::from_millis(cfg.raft.heartbeat_ms),
         ));
-        let mut tasks = vec![housekeeping, pacer];
+        let (failed_tx, failed) = watch::channel(None);
+        let watchdog = tokio::spawn(watchdog(ctx.clone(), stop.subscribe(), failed_tx));
+        let mut tasks = vec![housekeeping, pacer, watchdog];
         if let Some(l) = metrics_listener {
             let mut metrics_stop = stop.subscribe();
             tasks.push(tokio::spawn(crate::metrics::serve_node(
@@ -389,6 +393,7 @@ impl Node {
             stop,
             server,
             tasks,
+            failed,
         })
     }
 
@@ -405,6 +410,31 @@ impl Node {
     /// The address the metrics endpoint (`GET /metrics`) is bound to, when enabled.
     pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
         self.metrics_addr
+    }
+
+    /// Resolves, with the reason, once one of this node's Raft groups has stopped on a fatal
+    /// error; never on a healthy node. A group stops that way when a write to its log or state
+    /// machine fails (a full or failing disk) or its core panics; it cannot go on without
+    /// risking what it acknowledged, and the node cannot serve it until restarted. The binary
+    /// then shuts the node down and exits non-zero (fail-stop, as etcd and TiKV do), so a
+    /// supervisor or operator sees it, and the group's other replicas take over meanwhile.
+    pub async fn failed(&self) -> String {
+        let mut rx = self.failed.clone();
+        let reason = rx
+            .wait_for(|r| r.is_some())
+            .await
+            .ok()
+            .and_then(|r| r.clone());
+        match reason {
+            Some(r) => r,
+            // The watchdog ended without a failure: the node is shutting down.
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The failure [`Node::failed`] reports, if there is one yet.
+    pub fn failure(&self) -> Option<String> {
+        self.failed.borrow().clone()
     }
 
     /// Stops serving (gRPC and metrics), stops every Raft group, and waits for all of it.
@@ -446,6 +476,44 @@ async fn heartbeats(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>, every: D
             if leads {
                 let _ = raft.trigger().heartbeat().await;
             }
+        }
+    }
+}
+
+/// How often the watchdog looks at the Raft groups.
+const WATCHDOG_EVERY: Duration = Duration::from_millis(250);
+
+/// Watches every Raft group hosted here and reports the first that stopped on a fatal error
+/// (see [`Node::failed`]); a group stopped by shutdown is not a failure.
+async fn watchdog(
+    ctx: Arc<NodeCtx>,
+    mut stop: watch::Receiver<bool>,
+    failed: watch::Sender<Option<String>>,
+) {
+    let mut tick = tokio::time::interval(WATCHDOG_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            _ = tick.tick() => {}
+        }
+        let dead = ctx.groups.iter().find_map(|(group, raft)| {
+            match &raft.metrics().borrow().running_state {
+                Ok(()) | Err(Fatal::Stopped) => None,
+                Err(e) => Some(format!("raft group {group} stopped: {e}")),
+            }
+        });
+        if let Some(reason) = dead {
+            // Reported before it is logged: nothing may keep the node from stopping.
+            failed.send_replace(Some(reason.clone()));
+            tracing::error!(
+                node = ctx.id,
+                region = %ctx.region,
+                %reason,
+                "a Raft group stopped on a fatal error; the node must be stopped, the cause \
+                 fixed (a full or failing disk?) and the node restarted"
+            );
+            return;
         }
     }
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use ferrodyn_client::proto::ferrodyn_client::FerrodynClient;
+use ferrodyn_client::schema::{KeyAttr, KeySchema, KeyType};
 use ferrodyn_client::value::{item_from_proto, item_to_proto};
 use ferrodyn_client::{AttributeValue, Client, ClientConfig, Item, Number, WireError};
 use ferrodyn_node::config::{NodeConfig, PeerConfig, RaftSettings};
@@ -231,6 +232,11 @@ impl TestCluster {
     /// The fault injector of node `id`'s outgoing links.
     pub fn faults(&self, id: u64) -> &Arc<FaultInjector> {
         &self.faults[&id]
+    }
+
+    /// Node `id`'s fatal failure (see `Node::failed`): None while it is healthy or not running.
+    pub fn failure(&self, id: u64) -> Option<String> {
+        lock(&self.nodes).get(&id)?.failure()
     }
 
     /// The shared context of running node `id`.
@@ -542,6 +548,14 @@ impl TestCluster {
             .into_iter()
             .filter(|m| live.contains(m))
             .collect()
+    }
+}
+
+/// The key schema most tests use: a string partition key `k`, no sort key.
+pub fn kv_schema() -> KeySchema {
+    KeySchema {
+        partition_key: KeyAttr::new("k", KeyType::S),
+        sort_key: None,
     }
 }
 

@@ -4,9 +4,8 @@
 use std::time::Duration;
 
 use anyhow::{anyhow, ensure, Result};
-use ferrodyn_client::schema::{KeyAttr, KeySchema, KeyType};
 use ferrodyn_node::storage::keys::group_of_partition;
-use ferrodyn_tests::{int_attr, item, ni, s, TestCluster};
+use ferrodyn_tests::{int_attr, item, kv_schema, ni, s, TestCluster};
 
 /// Sum and count of a histogram in a node's Prometheus text.
 fn histogram(text: &str, name: &str) -> (f64, f64) {
@@ -25,11 +24,7 @@ async fn concurrent_writes_to_one_partition_share_entries() -> Result<()> {
     let cluster = TestCluster::start(3, 1, 3).await?;
     cluster.wait_for_leaders(Duration::from_secs(20)).await?;
     let client = cluster.client().await?;
-    let schema = KeySchema {
-        partition_key: KeyAttr::new("k", KeyType::S),
-        sort_key: None,
-    };
-    client.create_table("batched", &schema).await?;
+    client.create_table("batched", &kv_schema()).await?;
     let group = group_of_partition(0);
     let leader = cluster
         .group_leader(group)

@@ -11,15 +11,9 @@ use ferrodyn_client::schema::{KeyAttr, KeySchema, KeyType};
 use ferrodyn_client::{AttributeValue, Client, Item};
 use ferrodyn_node::storage::keys::{group_of_partition, META_GROUP};
 use ferrodyn_tests::{
-    eventually, int_attr, item, ni, query_all, s, scan_all, ClusterOptions, QueryInput, TestCluster,
+    eventually, int_attr, item, kv_schema, ni, query_all, s, scan_all, ClusterOptions, QueryInput,
+    TestCluster,
 };
-
-fn kv_schema() -> KeySchema {
-    KeySchema {
-        partition_key: KeyAttr::new("k", KeyType::S),
-        sort_key: None,
-    }
-}
 
 /// Reads every key of `expected` consistently and checks its value; reads run 32 at a time.
 async fn check_all(client: &Client, table: &str, expected: &BTreeMap<String, i64>) -> Result<()> {

@@ -6,18 +6,10 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, ensure, Result};
 use ferrodyn_client::proto::GetItemRequest;
-use ferrodyn_client::schema::{KeyAttr, KeySchema, KeyType};
 use ferrodyn_client::value::{item_from_proto, item_to_proto};
 use ferrodyn_client::Client;
 use ferrodyn_node::storage::keys::{group_of_partition, META_GROUP};
-use ferrodyn_tests::{eventually, int_attr, item, ni, s, ClusterOptions, TestCluster};
-
-fn kv_schema() -> KeySchema {
-    KeySchema {
-        partition_key: KeyAttr::new("k", KeyType::S),
-        sort_key: None,
-    }
-}
+use ferrodyn_tests::{eventually, int_attr, item, kv_schema, ni, s, ClusterOptions, TestCluster};
 
 /// The value of `k` on node `id`'s own replica, if any.
 async fn local_value(cluster: &TestCluster, id: u64, table: &str, k: &str) -> Result<Option<i64>> {

@@ -21,6 +21,7 @@
 //! ways async code writes.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::thread;
@@ -93,6 +94,8 @@ pub struct Storage {
     sync_tx: std_mpsc::Sender<Done>,
     stats: Arc<WriterStats>,
     metrics: Arc<Metrics>,
+    /// Set by [`Storage::inject_write_failure`]: every write fails, as on a full disk.
+    fail_writes: Arc<AtomicBool>,
     /// Last field, so it is dropped after this clone's senders (see [`Threads`]).
     _threads: Arc<Threads>,
 }
@@ -175,11 +178,17 @@ impl Storage {
             .name("ferrodyn-syncer".into())
             .spawn(move || syncer_loop(sdb, sync_rx, sstats, smetrics))
             .map_err(|e| StorageError::Task(e.to_string()))?;
-        let (wdb, wstats, wmetrics, wsync) =
-            (db.clone(), stats.clone(), metrics.clone(), sync_tx.clone());
+        let fail_writes = Arc::new(AtomicBool::new(false));
+        let (wdb, wstats, wmetrics, wsync, wfail) = (
+            db.clone(),
+            stats.clone(),
+            metrics.clone(),
+            sync_tx.clone(),
+            fail_writes.clone(),
+        );
         let writer = thread::Builder::new()
             .name("ferrodyn-writer".into())
-            .spawn(move || writer_loop(wdb, rx, wsync, wstats, wmetrics))
+            .spawn(move || writer_loop(wdb, rx, wsync, wstats, wmetrics, wfail))
             .map_err(|e| StorageError::Task(e.to_string()))?;
         Ok(Storage {
             db,
@@ -187,6 +196,7 @@ impl Storage {
             sync_tx,
             stats,
             metrics,
+            fail_writes,
             // Writer first: it holds the syncer's last sender.
             _threads: Arc::new(Threads {
                 handles: vec![writer, syncer],
@@ -294,6 +304,18 @@ impl Storage {
             .map_err(StorageError::Write)
     }
 
+    /// Fault injection for tests: while `on`, every write fails (the writer queue's and the
+    /// direct ones alike) with the error RocksDB gives on a full disk, without touching the
+    /// database. Lets in-process tests show what a node does when its disk fills or fails.
+    pub fn inject_write_failure(&self, on: bool) {
+        self.fail_writes.store(on, Ordering::SeqCst);
+    }
+
+    /// The injected failure, if one is on (see [`Storage::inject_write_failure`]).
+    fn injected_failure(&self) -> Result<(), StorageError> {
+        injected_failure(&self.fail_writes).map_err(StorageError::Write)
+    }
+
     /// Like [`Storage::write_buffered_now`], but never waits for a write stall: returns false,
     /// with nothing written, when RocksDB would have to stall the write. Meant for async
     /// callers, for which the write is otherwise as quick as a buffered file write.
@@ -301,6 +323,7 @@ impl Storage {
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
         wo.set_no_slowdown(true);
+        self.injected_failure()?;
         match self.db.write_opt(batch, &wo) {
             Ok(()) => {
                 self.stats
@@ -343,6 +366,7 @@ impl Storage {
     pub fn write_buffered_now(&self, batch: WriteBatch) -> Result<(), StorageError> {
         let mut wo = WriteOptions::default();
         wo.set_sync(false);
+        self.injected_failure()?;
         self.db.write_opt(batch, &wo)?;
         self.stats
             .batches
@@ -394,12 +418,23 @@ pub fn memory_only() -> ReadOptions {
     ro
 }
 
+/// The error of an injected write failure (see [`Storage::inject_write_failure`]), worded as
+/// RocksDB words a full disk.
+fn injected_failure(fail_writes: &AtomicBool) -> Result<(), String> {
+    if fail_writes.load(Ordering::Relaxed) {
+        Err("IO error: No space left on device (injected by a test)".into())
+    } else {
+        Ok(())
+    }
+}
+
 fn writer_loop(
     db: Arc<DB>,
     rx: std_mpsc::Receiver<WriteJob>,
     sync_tx: std_mpsc::Sender<Done>,
     stats: Arc<WriterStats>,
     metrics: Arc<Metrics>,
+    fail_writes: Arc<AtomicBool>,
 ) {
     use std::sync::atomic::Ordering::Relaxed;
     let mut wo = WriteOptions::default();
@@ -419,13 +454,15 @@ fn writer_loop(
         for mut job in group.drain(..) {
             if result.is_ok() {
                 let batch = std::mem::take(&mut job.batch);
-                match db.write_opt(batch, &wo) {
+                let write = injected_failure(&fail_writes)
+                    .and_then(|()| db.write_opt(batch, &wo).map_err(|e| e.to_string()));
+                match write {
                     Ok(()) => {
                         if let Some(w) = job.written.take() {
                             w();
                         }
                     }
-                    Err(e) => result = Err(e.to_string()),
+                    Err(e) => result = Err(e),
                 }
             }
             stats.batches.fetch_add(1, Relaxed);
