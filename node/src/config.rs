@@ -124,6 +124,9 @@ impl Default for RaftSettings {
     }
 }
 
+/// Largest `min_free_disk_mb` accepted: 1 PiB (a larger value is surely a unit mistake).
+pub const MAX_MIN_FREE_DISK_MB: u64 = 1 << 30;
+
 /// Configuration of one node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -142,6 +145,9 @@ pub struct NodeConfig {
     /// nodes share a machine, as the playground does, so they do not all schedule onto the
     /// same cores.
     pub worker_threads: Option<usize>,
+    /// Free space (MiB) the data disk must keep: below it, the node refuses writes that add
+    /// data (see `storage::disk`); 0 turns the check off.
+    pub min_free_disk_mb: u64,
     /// Fixed number of partitions of the cluster.
     pub partitions: u32,
     /// Replicas per partition.
@@ -172,6 +178,7 @@ impl Default for NodeConfig {
             listen: None,
             metrics_listen: None,
             worker_threads: None,
+            min_free_disk_mb: 256,
             partitions: 64,
             replication_factor: 3,
             vnodes_per_node: 64,
@@ -293,6 +300,15 @@ impl NodeConfig {
                     format!("{n} is outside 1..=1024"),
                 ));
             }
+        }
+        if self.min_free_disk_mb > MAX_MIN_FREE_DISK_MB {
+            return Err(invalid(
+                "min_free_disk_mb",
+                format!(
+                    "{} is above {MAX_MIN_FREE_DISK_MB} (1 PiB)",
+                    self.min_free_disk_mb
+                ),
+            ));
         }
         if self.partitions == 0 || self.partitions > 65_536 {
             return Err(invalid(
@@ -508,6 +524,10 @@ mod tests {
                 "raft.max_inflight_proposals",
             ),
             (Box::new(|c| c.worker_threads = Some(0)), "worker_threads"),
+            (
+                Box::new(|c| c.min_free_disk_mb = MAX_MIN_FREE_DISK_MB + 1),
+                "min_free_disk_mb",
+            ),
             (Box::new(|c| c.region = "a b".into()), "region"),
         ];
         for (mutate, field) in cases {

@@ -4,7 +4,7 @@
 //! - [`config`]: the node's TOML configuration and its validation.
 //! - [`error`]: node errors and their single mapping to wire statuses.
 //! - [`storage`]: the node's one RocksDB (column families, key encoding in `storage::keys`,
-//!   the group-commit writer, item reads).
+//!   the group-commit writer, item reads, the free-space reserve).
 //! - [`placement`]: the consistent-hash ring and the partition table.
 //! - [`raft`]: multi-raft with openraft (type config, log store, state machine, network, groups).
 //! - [`catalog`]: the table catalog held by the metadata group.

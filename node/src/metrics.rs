@@ -40,8 +40,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 use tokio::net::TcpListener;
 
@@ -199,6 +199,7 @@ pub struct Metrics {
     fsync_round_writes: Histogram,
     write_round_batches: Histogram,
     shards: ShardGauges,
+    disk_free_bytes: IntGauge,
 }
 
 impl Default for Metrics {
@@ -337,6 +338,15 @@ impl Metrics {
                     "Last log index applied to the group's state machine on this node.",
                 ),
             },
+            disk_free_bytes: {
+                let g = IntGauge::new(
+                    "ferrodyn_storage_disk_free_bytes",
+                    "Free bytes on the data disk at the last measurement (once a second); below min_free_disk_mb, writes that add data are refused.",
+                )
+                .expect("valid gauge");
+                r.register(Box::new(g.clone())).expect("unique metric");
+                g
+            },
             registry,
         }
     }
@@ -393,8 +403,14 @@ impl Metrics {
         self.write_round_batches.observe(batches as f64);
     }
 
-    /// Sets the per-group gauges from the Raft metrics of every group `ctx` hosts.
+    /// Sets the per-group gauges from the Raft metrics of every group `ctx` hosts, and the data
+    /// disk's free space.
     pub fn refresh_shards(&self, ctx: &NodeCtx) {
+        let free = ctx.disk.free_bytes();
+        if free != u64::MAX {
+            self.disk_free_bytes
+                .set(i64::try_from(free).unwrap_or(i64::MAX));
+        }
         let g = &self.shards;
         for (group, raft) in ctx.groups.iter() {
             let label = group.to_string();

@@ -17,6 +17,7 @@ use crate::raft::groups::Groups;
 use crate::raft::network::{FaultInjector, Peers};
 use crate::raft::proposer::ProposeError;
 use crate::raft::{raft_config, Command, CommandResult, Rejection};
+use crate::storage::disk::DiskReserve;
 use crate::storage::keys::{self, CF_NODE, META_GROUP, NODE_ID_KEY, NODE_LAYOUT_KEY};
 use crate::storage::{Durability, Storage};
 
@@ -36,6 +37,8 @@ pub struct NodeCtx {
     pub groups: Groups,
     /// The node's RocksDB.
     pub storage: Storage,
+    /// Free space on the data disk against `min_free_disk_mb`.
+    pub disk: DiskReserve,
     /// Channels to the other nodes.
     pub peers: Arc<Peers>,
     /// The catalog as applied by the local metadata replica.
@@ -96,12 +99,17 @@ impl NodeCtx {
             catalog_tx,
         )
         .await?;
+        let disk = DiskReserve::new(&cfg.data_dir, cfg.min_free_disk_mb);
+        if let Err(e) = disk.refresh() {
+            tracing::warn!(node = cfg.node_id, error = %e, "cannot measure the data disk's free space");
+        }
         Ok(NodeCtx {
             id: cfg.node_id,
             region: cfg.region.clone(),
             layout,
             groups,
             storage,
+            disk,
             peers,
             catalog: catalog_rx,
             clock: Hlc::with_offset_ms(cfg.testing.clock_offset_ms),
@@ -139,6 +147,11 @@ impl NodeCtx {
             .groups
             .proposer(group)
             .ok_or_else(|| self.not_leader(group, None))?;
+        if cmd.adds_data() {
+            self.disk
+                .check_room()
+                .map_err(|why| NodeError::Unavailable(format!("node {}: {why}", self.id)))?;
+        }
         let started = std::time::Instant::now();
         let r = tokio::time::timeout(PROPOSE_TIMEOUT, proposer.propose(cmd)).await;
         self.storage
@@ -483,8 +496,12 @@ async fn heartbeats(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>, every: D
 /// How often the watchdog looks at the Raft groups.
 const WATCHDOG_EVERY: Duration = Duration::from_millis(250);
 
+/// Watchdog rounds between two measurements of the data disk's free space (once a second).
+const DISK_EVERY_ROUNDS: u64 = 4;
+
 /// Watches every Raft group hosted here and reports the first that stopped on a fatal error
-/// (see [`Node::failed`]); a group stopped by shutdown is not a failure.
+/// (see [`Node::failed`]); a group stopped by shutdown is not a failure. Also measures the
+/// data disk's free space (see `storage::disk`).
 async fn watchdog(
     ctx: Arc<NodeCtx>,
     mut stop: watch::Receiver<bool>,
@@ -492,10 +509,18 @@ async fn watchdog(
 ) {
     let mut tick = tokio::time::interval(WATCHDOG_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
+    for round in 0u64.. {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
+        }
+        if round % DISK_EVERY_ROUNDS == 0 {
+            let c = ctx.clone();
+            match tokio::task::spawn_blocking(move || c.disk.refresh()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => tracing::warn!(node = ctx.id, error = %e, "free space not measured"),
+                Err(e) => tracing::warn!(node = ctx.id, error = %e, "free space not measured"),
+            }
         }
         let dead = ctx.groups.iter().find_map(|(group, raft)| {
             match &raft.metrics().borrow().running_state {

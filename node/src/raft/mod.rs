@@ -101,6 +101,19 @@ pub enum Command {
 }
 
 impl Command {
+    /// Whether applying it can make the database grow by more than a tombstone: refused while
+    /// the data disk is below its reserve (see `storage::disk`). Deletes and table drops are
+    /// not, so users can make room.
+    pub fn adds_data(&self) -> bool {
+        match self {
+            Command::Put { .. } | Command::CreateTable { .. } | Command::SetLayout(_) => true,
+            Command::Batch(cmds) => cmds.iter().any(Command::adds_data),
+            Command::Delete { .. }
+            | Command::DeleteTable { .. }
+            | Command::DropTableData { .. } => false,
+        }
+    }
+
     /// Rough encoded size in bytes, to bound batches.
     pub fn approx_size(&self) -> usize {
         match self {
