@@ -117,8 +117,8 @@ impl Default for RaftSettings {
             heartbeat_ms: 150,
             election_timeout_min_ms: 450,
             election_timeout_max_ms: 600,
-            snapshot_every_logs: 20_000,
-            logs_kept_after_snapshot: 5_000,
+            snapshot_every_logs: 1_000,
+            logs_kept_after_snapshot: 2_000,
             max_inflight_proposals: 2,
         }
     }

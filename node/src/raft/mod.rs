@@ -61,7 +61,8 @@ pub enum Command {
     },
     /// Metadata group: record the partition layout (first writer wins; later equal ones no-op).
     SetLayout(Layout),
-    /// Data group: write a whole item.
+    /// Data group: write a whole item. Written by versions before [`Command::PutEncoded`]
+    /// and still applied from their logs; new writes propose `PutEncoded`.
     Put {
         /// Table id.
         table: u64,
@@ -98,6 +99,79 @@ pub enum Command {
     /// Several commands in one log entry, applied in order, one result each (proposal
     /// batching on the leader, see [`proposer`]).
     Batch(Vec<Command>),
+    /// Data group: write a whole item, carried already encoded (see [`EncodedItem`]). Last,
+    /// so the variants before it keep their encoding and older logs still decode.
+    PutEncoded {
+        /// Table id.
+        table: u64,
+        /// Canonical partition-key bytes.
+        pk: Vec<u8>,
+        /// Canonical sort-key bytes (empty without a sort key).
+        sk: Vec<u8>,
+        /// The item, encoded once by the leader that accepted the write.
+        item: EncodedItem,
+        /// Hybrid-logical-clock timestamp chosen by the leader.
+        hlc: u64,
+        /// Region where the write originated.
+        region: String,
+    },
+}
+
+/// An [`Item`] in the encoding the state machine stores it in (bincode), made once by the
+/// leader that accepted the write. Every replica then logs, ships and stores these bytes as
+/// they are: none decodes the item into its attribute map only to encode it again (a
+/// follower used to allocate every attribute name and value of every write it applied, and
+/// each replica encoded the item for its apply). Cheap to clone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedItem(bytes::Bytes);
+
+/// Encoded as a byte string: bincode writes its length and then the bytes in one copy.
+impl Serialize for EncodedItem {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for EncodedItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EncodedItem, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = EncodedItem;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an encoded item (a byte string)")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<EncodedItem, E> {
+                Ok(EncodedItem(bytes::Bytes::copy_from_slice(v)))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<EncodedItem, E> {
+                Ok(EncodedItem(v.into()))
+            }
+        }
+        d.deserialize_byte_buf(Visitor)
+    }
+}
+
+impl EncodedItem {
+    /// Encodes `item`.
+    pub fn new(item: &Item) -> EncodedItem {
+        EncodedItem(encode(item).into())
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The stored value of this item at version `hlc` from `region`: exactly the encoding of
+    /// a [`StoredItem`] with these fields (bincode writes a struct as its fields in order), built
+    /// by appending rather than by encoding the item again.
+    pub fn stored_value(&self, hlc: u64, region: &str) -> Vec<u8> {
+        let mut v = Vec::with_capacity(self.0.len() + 16 + region.len());
+        v.extend_from_slice(&self.0);
+        v.extend_from_slice(&encode(&hlc));
+        v.extend_from_slice(&encode(&region));
+        v
+    }
 }
 
 impl Command {
@@ -106,7 +180,10 @@ impl Command {
     /// not, so users can make room.
     pub fn adds_data(&self) -> bool {
         match self {
-            Command::Put { .. } | Command::CreateTable { .. } | Command::SetLayout(_) => true,
+            Command::Put { .. }
+            | Command::PutEncoded { .. }
+            | Command::CreateTable { .. }
+            | Command::SetLayout(_) => true,
             Command::Batch(cmds) => cmds.iter().any(Command::adds_data),
             Command::Delete { .. }
             | Command::DeleteTable { .. }
@@ -124,6 +201,13 @@ impl Command {
                 region,
                 ..
             } => 64 + pk.len() + sk.len() + region.len() + ferrodyn_client::value::item_size(item),
+            Command::PutEncoded {
+                pk,
+                sk,
+                item,
+                region,
+                ..
+            } => 64 + pk.len() + sk.len() + region.len() + item.as_bytes().len(),
             Command::Delete { pk, sk, region, .. } => 64 + pk.len() + sk.len() + region.len(),
             Command::Batch(cmds) => cmds.iter().map(Command::approx_size).sum(),
             _ => 256,

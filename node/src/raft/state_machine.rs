@@ -10,6 +10,11 @@
 //! the WAL always holds an apply after the entries it applies, and a WAL prefix recovered after
 //! a crash never holds an apply without its entries. Snapshot installs are fsynced, because the
 //! log they replace gets purged.
+//!
+//! Snapshots: since the applied state is in RocksDB anyway, building a snapshot only records
+//! the applied log id (so openraft may purge the log before it), and the group's range is read
+//! only when a follower needs a snapshot. Building one costs nothing, so groups can purge their
+//! logs often, before most entries leave the memtable (see `raft.snapshot_every_logs`).
 
 use std::collections::HashMap;
 use std::io::Cursor;
@@ -89,8 +94,8 @@ pub struct StateMachine {
     /// The group's log appends, to order applies after them in the WAL.
     log_progress: Arc<LogProgress>,
     applied: AppliedState,
-    /// The latest snapshot, shared with builders that finish it later.
-    snapshot: Arc<std::sync::Mutex<Option<CurrentSnapshot>>>,
+    /// The snapshot last read for a follower, while nothing was applied since.
+    snapshot: Option<CurrentSnapshot>,
     snapshot_seq: u64,
     /// Metadata group only: the catalog, kept in memory and published to the node.
     catalog: Option<(Catalog, watch::Sender<CatalogRef>)>,
@@ -129,7 +134,7 @@ impl StateMachine {
             storage,
             log_progress,
             applied,
-            snapshot: Default::default(),
+            snapshot: None,
             snapshot_seq: 0,
             catalog,
         })
@@ -180,6 +185,42 @@ struct ApplyBuf {
     max_version: u64,
 }
 
+/// Puts the item at `key`, its stored value made by `value` from the version it gets.
+/// Last-writer-wins needs a local write to carry a version above the one it replaces,
+/// whatever the leader's clock says. Stamped `hlc` above every version in the group (the
+/// usual case: the leader's clock only moves forward), it is; otherwise read the previous
+/// version.
+fn put_item(
+    db: &DB,
+    ro: &ReadOptions,
+    data: &rocksdb::ColumnFamily,
+    key: Vec<u8>,
+    hlc: u64,
+    buf: &mut ApplyBuf,
+    value: impl FnOnce(u64) -> Vec<u8>,
+) -> Result<CommandResult, StoreErr> {
+    let version = if hlc > buf.max_version {
+        hlc
+    } else {
+        let prev = match buf.overlay.get(&key) {
+            Some(v) => *v,
+            None => match db.get_pinned_cf_opt(data, &key, ro)? {
+                Some(b) => Some(
+                    decode::<StoredItem>(&b)
+                        .map_err(|e| StoreErr::Corrupt(e.to_string()))?
+                        .hlc,
+                ),
+                None => None,
+            },
+        };
+        prev.map_or(hlc, |p| hlc.max(p + 1))
+    };
+    buf.max_version = buf.max_version.max(version);
+    buf.batch.put_cf(data, &key, value(version));
+    buf.overlay.insert(key, Some(version));
+    Ok(CommandResult::Done)
+}
+
 /// Applies one command into `buf`; `catalog` is the metadata group's in-memory catalog.
 fn apply_command(
     db: &DB,
@@ -215,35 +256,26 @@ fn apply_command(
             region,
         } => {
             let key = keys::item_key(group, *table, pk, sk);
-            // Last-writer-wins needs a local write to carry a version above the one it
-            // replaces, whatever the leader's clock says. Stamped above every version in the
-            // group (the usual case: the leader's clock only moves forward), it is; otherwise
-            // read the previous version.
-            let version = if *hlc > buf.max_version {
-                *hlc
-            } else {
-                let prev = match buf.overlay.get(&key) {
-                    Some(v) => *v,
-                    None => match db.get_pinned_cf_opt(data, &key, ro)? {
-                        Some(b) => Some(
-                            decode::<StoredItem>(&b)
-                                .map_err(|e| StoreErr::Corrupt(e.to_string()))?
-                                .hlc,
-                        ),
-                        None => None,
-                    },
-                };
-                prev.map_or(*hlc, |p| (*hlc).max(p + 1))
-            };
-            buf.max_version = (buf.max_version).max(version);
-            let stored = StoredItemRef {
-                item: item.as_ref(),
-                hlc: version,
-                region,
-            };
-            buf.batch.put_cf(data, &key, encode(&stored));
-            buf.overlay.insert(key, Some(version));
-            Ok(CommandResult::Done)
+            put_item(db, ro, data, key, *hlc, buf, |version| {
+                encode(&StoredItemRef {
+                    item: item.as_ref(),
+                    hlc: version,
+                    region,
+                })
+            })
+        }
+        Command::PutEncoded {
+            table,
+            pk,
+            sk,
+            item,
+            hlc,
+            region,
+        } => {
+            let key = keys::item_key(group, *table, pk, sk);
+            put_item(db, ro, data, key, *hlc, buf, |version| {
+                item.stored_value(version, region)
+            })
         }
         Command::Delete { table, pk, sk, .. } => {
             let key = keys::item_key(group, *table, pk, sk);
@@ -456,6 +488,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .metrics()
             .observe_apply(count, started.elapsed());
         self.applied = applied;
+        // A snapshot read for a follower is now older than the applied state.
+        self.snapshot = None;
         if let (Some(new), Some((cat, _))) = (catalog, self.catalog.as_mut()) {
             if *cat != new {
                 *cat = new;
@@ -465,16 +499,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(results)
     }
 
+    /// A snapshot here is a point to purge the log up to, not a copy: the state machine is
+    /// itself in RocksDB, written with every apply (see the module docs), so the log before
+    /// `last_applied` is no longer needed to rebuild it. The builder therefore only records
+    /// the applied state; the data is read when a follower needs it
+    /// ([`RaftStateMachine::get_current_snapshot`]).
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        // Called on the state machine's task, so no apply runs concurrently: reading the range
-        // now gives a snapshot consistent with `applied`.
         self.snapshot_seq += 1;
         SnapshotBuilder {
-            group: self.group,
-            slot: self.snapshot.clone(),
-            applied: self.applied.clone(),
-            seq: self.snapshot_seq,
-            data: read_range(&self.storage, self.group).await,
+            meta: snapshot_meta(self.group, &self.applied, self.snapshot_seq),
         }
     }
 
@@ -517,7 +550,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         self.applied = applied;
-        *self.snapshot.lock().expect("snapshot slot") = Some((meta.clone(), bytes));
+        // Read again from RocksDB when a snapshot is next asked for.
+        self.snapshot = None;
         if self.catalog.is_some() {
             let cat = self
                 .storage
@@ -532,25 +566,57 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
+    /// The group's range as of its current applied state, read now (on the state machine's
+    /// task, so no apply runs meanwhile and the data matches `last_applied`). Its id is newer
+    /// than the last one built, which is fine: the snapshot a follower installs only has to
+    /// hold exactly the applies up to its own `last_log_id`, and the leader records the
+    /// follower as matching that id. Kept until the next apply, so followers that need one at
+    /// the same time share it.
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, SErr> {
-        let current = self.snapshot.lock().expect("snapshot slot").clone();
-        if let Some((meta, data)) = current {
-            return Ok(Some(Snapshot {
-                meta,
-                snapshot: Box::new(Cursor::new(data)),
-            }));
-        }
-        // None kept in memory (e.g. after a restart): the applied state itself is a valid
-        // snapshot, since everything up to last_applied is committed.
         if self.applied.last_applied.is_none() {
             return Ok(None);
         }
-        let mut b = self.get_snapshot_builder().await;
-        b.build_snapshot().await.map(Some)
+        if self.snapshot.is_none() {
+            self.snapshot_seq += 1;
+            let meta = snapshot_meta(self.group, &self.applied, self.snapshot_seq);
+            let kvs = read_range(&self.storage, self.group)
+                .await
+                .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
+            let bytes = encode(&SnapshotPayload {
+                applied: self.applied.clone(),
+                kvs,
+            });
+            self.snapshot = Some((meta, bytes));
+        }
+        let (meta, bytes) = self.snapshot.clone().expect("just set");
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        }))
     }
 }
 
-async fn read_range(storage: &Storage, group: u64) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreErr> {
+/// The metadata of a snapshot of `applied`; `seq` makes ids of one group unique.
+fn snapshot_meta(
+    group: u64,
+    applied: &AppliedState,
+    seq: u64,
+) -> SnapshotMeta<u64, openraft::BasicNode> {
+    let last = applied.last_applied;
+    SnapshotMeta {
+        last_log_id: last,
+        last_membership: applied.membership.clone(),
+        snapshot_id: format!(
+            "g{}-{}-{}-{}",
+            group,
+            last.map(|l| l.leader_id.term).unwrap_or(0),
+            last.map(|l| l.index).unwrap_or(0),
+            seq
+        ),
+    }
+}
+
+async fn read_range(storage: &Storage, group: u64) -> Result<Vec<KeyValue>, StoreErr> {
     storage
         .read(move |db| {
             let cf = db.cf_handle(CF_DATA).expect("cf");
@@ -571,40 +637,19 @@ async fn read_range(storage: &Storage, group: u64) -> Result<Vec<(Vec<u8>, Vec<u
         .await
 }
 
-/// Builds a snapshot from the range read when it was created.
+/// Records a snapshot point (see [`StateMachine::get_snapshot_builder`]).
 pub struct SnapshotBuilder {
-    group: u64,
-    slot: Arc<std::sync::Mutex<Option<CurrentSnapshot>>>,
-    applied: AppliedState,
-    seq: u64,
-    data: Result<Vec<KeyValue>, StoreErr>,
+    meta: SnapshotMeta<u64, openraft::BasicNode>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    /// openraft keeps only the metadata of a built snapshot (to purge the log and to know a
+    /// snapshot exists); it asks [`RaftStateMachine::get_current_snapshot`] for the data when
+    /// it sends one. So the data here is empty.
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, SErr> {
-        let kvs = std::mem::replace(&mut self.data, Ok(Vec::new()))
-            .map_err(|e| StorageIOError::read_state_machine(&e))?;
-        let payload = SnapshotPayload {
-            applied: self.applied.clone(),
-            kvs,
-        };
-        let bytes = encode(&payload);
-        let last = self.applied.last_applied;
-        let meta = SnapshotMeta {
-            last_log_id: last,
-            last_membership: self.applied.membership.clone(),
-            snapshot_id: format!(
-                "g{}-{}-{}-{}",
-                self.group,
-                last.map(|l| l.leader_id.term).unwrap_or(0),
-                last.map(|l| l.index).unwrap_or(0),
-                self.seq
-            ),
-        };
-        *self.slot.lock().expect("snapshot slot") = Some((meta.clone(), bytes.clone()));
         Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes)),
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(Vec::new())),
         })
     }
 }
@@ -619,17 +664,83 @@ mod tests {
 
     const GROUP: u64 = 5;
 
-    fn put(pk: &str, hlc: u64) -> Command {
+    fn item(pk: &str) -> ferrodyn_client::value::Item {
         let mut item = ferrodyn_client::value::Item::new();
         item.insert("pk".into(), AttributeValue::S(pk.into()));
+        item.insert("n".into(), AttributeValue::N("12.5".parse().unwrap()));
+        item.insert(
+            "l".into(),
+            AttributeValue::L(vec![AttributeValue::Bool(true), AttributeValue::Null]),
+        );
+        item
+    }
+
+    /// A put as leaders propose it now.
+    fn put(pk: &str, hlc: u64) -> Command {
+        Command::PutEncoded {
+            table: 1,
+            pk: pk.as_bytes().to_vec(),
+            sk: Vec::new(),
+            item: crate::raft::EncodedItem::new(&item(pk)),
+            hlc,
+            region: "r1".into(),
+        }
+    }
+
+    /// A put as logs written before `PutEncoded` hold it.
+    fn legacy_put(pk: &str, hlc: u64) -> Command {
         Command::Put {
             table: 1,
             pk: pk.as_bytes().to_vec(),
             sk: Vec::new(),
-            item: Arc::new(item),
+            item: Arc::new(item(pk)),
             hlc,
             region: "r1".into(),
         }
+    }
+
+    fn stored(storage: &Storage, pk: &str) -> StoredItem {
+        let key = keys::item_key(GROUP, 1, pk.as_bytes(), &[]);
+        let v = storage.db().get_cf(storage.cf(CF_DATA), key).unwrap();
+        decode::<StoredItem>(&v.expect("item stored")).unwrap()
+    }
+
+    /// An encoded put stores exactly what a put of the decoded item stores, it survives the
+    /// log's encoding, and a legacy put still applies.
+    #[tokio::test]
+    async fn encoded_and_legacy_puts_store_the_same_item() {
+        let it = item("x");
+        let enc = crate::raft::EncodedItem::new(&it);
+        assert_eq!(
+            enc.stored_value(42, "eu-west"),
+            encode(&StoredItem {
+                item: it.clone(),
+                hlc: 42,
+                region: "eu-west".into()
+            })
+        );
+        // Through the log entry's encoding and back.
+        let cmd = put("x", 9);
+        let back: Command = decode(&encode(&cmd)).unwrap();
+        assert_eq!(back, cmd);
+        assert!(decode::<Command>(&encode(&cmd)[..20]).is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let (storage, mut sm) = open(dir.path()).await;
+        sm.apply(vec![
+            entry(1, put("a", 100)),
+            entry(2, legacy_put("b", 101)),
+        ])
+        .await
+        .unwrap();
+        for pk in ["a", "b"] {
+            let s = stored(&storage, pk);
+            assert_eq!(s.item, item(pk), "{pk}");
+            assert_eq!(s.region, "r1");
+        }
+        // Versions work across the two kinds: a legacy put stamped below replaces "a" above it.
+        sm.apply(vec![entry(3, legacy_put("a", 50))]).await.unwrap();
+        assert_eq!(version(&storage, "a"), 101);
     }
 
     fn entry(index: u64, cmd: Command) -> Entry<TypeConfig> {

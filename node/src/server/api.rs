@@ -20,7 +20,7 @@ use crate::config::BrokenMode;
 use crate::error::{NodeError, NodeResult};
 use crate::metrics::Op as RpcOp;
 use crate::node::NodeCtx;
-use crate::raft::{Command, CommandResult};
+use crate::raft::{Command, CommandResult, EncodedItem};
 use crate::storage::items::{self, RangePage};
 use crate::storage::keys::{self, META_GROUP};
 
@@ -196,17 +196,19 @@ impl Api {
         let sk = table.schema.sort_key_bytes(&item).unwrap_or_default();
         let group = self.ctx.group_for_pk(&pk);
         let ctx = &self.ctx;
+        // Encoded once here; replicas log, ship and store these bytes as they are.
+        let encoded = EncodedItem::new(&item);
         on_leader(
             ctx,
             group,
             route,
             || async {
                 // The leader stamps the version, so replicas apply the same one.
-                let cmd = Command::Put {
+                let cmd = Command::PutEncoded {
                     table: table.id,
                     pk: pk.clone(),
                     sk: sk.clone(),
-                    item: item.clone(),
+                    item: encoded.clone(),
                     hlc: ctx.clock.now(),
                     region: ctx.region.clone(),
                 };
