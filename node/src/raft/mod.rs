@@ -122,34 +122,10 @@ pub enum Command {
 /// they are: none decodes the item into its attribute map only to encode it again (a
 /// follower used to allocate every attribute name and value of every write it applied, and
 /// each replica encoded the item for its apply). Cheap to clone.
-#[derive(Debug, Clone, PartialEq)]
+/// Serialized as a byte string (`bytes`' serde support): bincode writes its length and then
+/// the bytes in one copy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncodedItem(bytes::Bytes);
-
-/// Encoded as a byte string: bincode writes its length and then the bytes in one copy.
-impl Serialize for EncodedItem {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for EncodedItem {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<EncodedItem, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = EncodedItem;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an encoded item (a byte string)")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<EncodedItem, E> {
-                Ok(EncodedItem(bytes::Bytes::copy_from_slice(v)))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<EncodedItem, E> {
-                Ok(EncodedItem(v.into()))
-            }
-        }
-        d.deserialize_byte_buf(Visitor)
-    }
-}
 
 impl EncodedItem {
     /// Encodes `item`.
@@ -168,8 +144,7 @@ impl EncodedItem {
     pub fn stored_value(&self, hlc: u64, region: &str) -> Vec<u8> {
         let mut v = Vec::with_capacity(self.0.len() + 16 + region.len());
         v.extend_from_slice(&self.0);
-        v.extend_from_slice(&encode(&hlc));
-        v.extend_from_slice(&encode(&region));
+        bincode::serialize_into(&mut v, &(hlc, region)).expect("bincode encoding into a Vec");
         v
     }
 }
@@ -238,7 +213,9 @@ pub enum CommandResult {
     Batch(Vec<CommandResult>),
 }
 
-/// An item as stored: the item plus what last-writer-wins replication needs.
+/// An item as stored: the item plus what last-writer-wins replication needs. The field order
+/// is part of the format: [`EncodedItem::stored_value`] appends `hlc` and `region` to an
+/// encoded item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredItem {
     /// The attributes.

@@ -760,9 +760,7 @@ mod tests {
     }
 
     fn version(storage: &Storage, pk: &str) -> u64 {
-        let key = keys::item_key(GROUP, 1, pk.as_bytes(), &[]);
-        let v = storage.db().get_cf(storage.cf(CF_DATA), key).unwrap();
-        decode::<StoredItem>(&v.expect("item stored")).unwrap().hlc
+        stored(storage, pk).hlc
     }
 
     /// A put never gets a version at or below the one it replaces, whether or not its stamp
