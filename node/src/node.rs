@@ -480,6 +480,7 @@ async fn heartbeats(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>, every: D
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            biased; // once stopping, never start another round
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
@@ -511,6 +512,7 @@ async fn watchdog(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for round in 0u64.. {
         tokio::select! {
+            biased; // once stopping, never start another round
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
@@ -551,13 +553,24 @@ async fn housekeeping(ctx: Arc<NodeCtx>, mut stop: watch::Receiver<bool>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            biased; // once stopping, never start another round
             _ = stop.wait_for(|s| *s) => return,
             _ = tick.tick() => {}
         }
-        ctx.ensure_layout_recorded().await;
-        let dropped: Vec<u64> = ctx.catalog.borrow().dropped.clone();
-        if !dropped.is_empty() {
-            swept.extend(ctx.sweep_dropped(&dropped, &swept).await);
+        // A round proposes to Raft groups, and each proposal may wait `PROPOSE_TIMEOUT` for a
+        // commit that never comes once the other replicas are stopping too. So a round gives
+        // way to shutdown (an abandoned proposal is harmless: rounds are idempotent).
+        let round = async {
+            ctx.ensure_layout_recorded().await;
+            let dropped: Vec<u64> = ctx.catalog.borrow().dropped.clone();
+            if !dropped.is_empty() {
+                swept.extend(ctx.sweep_dropped(&dropped, &swept).await);
+            }
+        };
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            () = round => {}
         }
     }
 }
